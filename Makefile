@@ -1,0 +1,41 @@
+# A thin layer over CMake. `make demo` and `make test` work on a fresh
+# Debian 12 machine: they install what they need first.
+BUILD       ?= build
+JOBS        ?= $(shell nproc)
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?=
+DATA_DIR    ?= $(CURDIR)/demo-data
+
+.PHONY: deps configure build test demo bench test-asan clean format
+
+deps:
+	./deploy/install-deps.sh
+
+configure:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: deps build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+
+demo: deps build
+	./deploy/demo.sh $(BUILD) $(DATA_DIR)
+
+bench: build
+	./deploy/bench.sh $(BUILD)
+
+test-asan:
+	./deploy/install-deps.sh
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERD_SANITIZE=ON \
+	      -DHERD_CUDA=OFF -DHERD_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build build-asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+
+format:
+	git ls-files '*.h' '*.cpp' '*.cu' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,15 @@
+#pragma once
+// Thin, row-major wrappers over OpenBLAS. Shapes in comments are (rows, cols).
+#include <cstdint>
+
+namespace herd::kernels::cpu {
+
+// C(M,N) = alpha * op(A) op(B) + beta * C, row-major; op = transpose when
+// trans_a / trans_b. lda/ldb/ldc default to the packed leading dimension.
+void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, const float* B, float beta, float* C);
+
+// Threads OpenBLAS may use (0 = its default). Returns the previous value.
+int SetBlasThreads(int n);
+
+}  // namespace herd::kernels::cpu
