@@ -1,0 +1,348 @@
+#include "daemon/run_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <regex>
+#include <set>
+
+namespace herd::daemon {
+namespace {
+
+using nlohmann::json;
+
+// Reads the fields of one JSON object, remembering which it consumed so the
+// rest can be reported as unknown. The first error wins; later reads no-op.
+class ObjectReader {
+ public:
+  ObjectReader(const json& j, std::string path, Status* err) : j_(j), path_(std::move(path)), err_(err) {
+    if (err_->ok() && !j_.is_object()) Fail(path_.empty() ? "config" : path_, "must be an object");
+  }
+
+  std::string Path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  const json* Find(const std::string& key) {
+    seen_.insert(key);
+    if (!err_->ok() || !j_.is_object()) return nullptr;
+    auto it = j_.find(key);
+    return it == j_.end() ? nullptr : &*it;
+  }
+
+  void Str(const std::string& key, std::string* out, bool required = false) {
+    const json* v = Find(key);
+    if (!v) return Missing(key, required);
+    if (!v->is_string()) return Fail(Path(key), "must be a string");
+    *out = v->get<std::string>();
+  }
+  void Int(const std::string& key, int64_t* out, int64_t lo, int64_t hi, bool required = false) {
+    const json* v = Find(key);
+    if (!v) return Missing(key, required);
+    if (!v->is_number_integer()) return Fail(Path(key), "must be an integer");
+    int64_t x = v->get<int64_t>();
+    if (x < lo || x > hi) {
+      return Fail(Path(key), "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                 "], got " + std::to_string(x));
+    }
+    *out = x;
+  }
+  void Num(const std::string& key, double* out, double lo, double hi) {
+    const json* v = Find(key);
+    if (!v) return;
+    if (!v->is_number()) return Fail(Path(key), "must be a number");
+    double x = v->get<double>();
+    if (!(x >= lo && x <= hi)) {
+      return Fail(Path(key), "must be in [" + Fmt(lo) + ", " + Fmt(hi) + "], got " + Fmt(x));
+    }
+    *out = x;
+  }
+  void Bool(const std::string& key, bool* out) {
+    const json* v = Find(key);
+    if (!v) return;
+    if (!v->is_boolean()) return Fail(Path(key), "must be true or false");
+    *out = v->get<bool>();
+  }
+  void StrList(const std::string& key, std::vector<std::string>* out,
+               const std::set<std::string>& allowed) {
+    const json* v = Find(key);
+    if (!v) return;
+    if (!v->is_array()) return Fail(Path(key), "must be an array of strings");
+    std::vector<std::string> r;
+    for (size_t i = 0; i < v->size(); ++i) {
+      const json& e = (*v)[i];
+      std::string p = Path(key) + "[" + std::to_string(i) + "]";
+      if (!e.is_string()) return Fail(p, "must be a string");
+      if (!allowed.empty() && !allowed.count(e.get<std::string>())) {
+        return Fail(p, "unknown value '" + e.get<std::string>() + "'");
+      }
+      r.push_back(e.get<std::string>());
+    }
+    *out = std::move(r);
+  }
+  // Reports keys present but never read.
+  void Finish() {
+    if (!err_->ok() || !j_.is_object()) return;
+    for (auto it = j_.begin(); it != j_.end(); ++it) {
+      if (!seen_.count(it.key())) return Fail(Path(it.key()), "unknown field");
+    }
+  }
+  void Fail(const std::string& path, const std::string& what) {
+    if (err_->ok()) *err_ = Status::InvalidArgument(path + ": " + what);
+  }
+  bool ok() const { return err_->ok(); }
+
+ private:
+  void Missing(const std::string& key, bool required) {
+    if (required) Fail(Path(key), "required field missing");
+  }
+  static std::string Fmt(double x) {
+    std::ostringstream os;
+    os << x;
+    return os.str();
+  }
+  const json& j_;
+  std::string path_;
+  Status* err_;
+  std::set<std::string> seen_;
+};
+
+const std::set<std::string> kStrengths = {"significantly_better", "better", "slightly_better",
+                                          "marginally_better"};
+
+void ReadHparams(ObjectReader& r, TrainHparams* hp) {
+  r.Num("lr", &hp->lr, 0.0, 1.0);
+  r.Num("min_lr_ratio", &hp->min_lr_ratio, 0.0, 1.0);
+  r.Int("warmup_steps", &hp->warmup_steps, 0, 10'000'000);
+  r.Int("steps", &hp->steps, 1, 10'000'000);
+  r.Int("batch_rows", &hp->batch_rows, 1, 1 << 20);
+  r.Int("seq_len", &hp->seq_len, 8, 1 << 20);
+  r.Num("weight_decay", &hp->weight_decay, 0.0, 10.0);
+  r.Num("grad_clip", &hp->grad_clip, 0.0, 1e9);
+  r.Int("seed", &hp->seed, 0, INT64_MAX);
+  const json* s = r.Find("schedule");
+  if (s) {
+    if (!s->is_string() || (*s != "cosine" && *s != "linear")) {
+      r.Fail(r.Path("schedule"), "must be \"cosine\" or \"linear\"");
+    } else {
+      hp->schedule = s->get<std::string>();
+    }
+  }
+}
+
+// Reads the hparams and variants of a stage; `extra` reads stage-specific fields.
+template <typename Extra>
+void ReadStage(const json& root, const std::string& key, StageConfig* st, Status* err, Extra extra) {
+  auto it = root.find(key);
+  if (it != root.end()) {
+    ObjectReader r(*it, key, err);
+    ReadHparams(r, &st->hp);
+    extra(r);
+    const json* vs = r.Find("variants");
+    if (vs) {
+      if (!vs->is_array() || vs->empty()) {
+        r.Fail(key + ".variants", "must be a non-empty array of objects");
+      } else {
+        for (size_t i = 0; i < vs->size() && r.ok(); ++i) {
+          std::string p = key + ".variants[" + std::to_string(i) + "]";
+          ObjectReader vr((*vs)[i], p, err);
+          Variant v{"v" + std::to_string(i), st->hp};
+          vr.Str("name", &v.name);
+          ReadHparams(vr, &v.hp);
+          vr.Finish();
+          st->variants.push_back(std::move(v));
+        }
+      }
+    }
+    const json* w = r.Find("average_weights");
+    if (w) {
+      if (!w->is_array()) {
+        r.Fail(key + ".average_weights", "must be an array of numbers");
+      } else {
+        for (size_t i = 0; i < w->size(); ++i) {
+          if (!(*w)[i].is_number() || (*w)[i].get<double>() < 0) {
+            r.Fail(key + ".average_weights[" + std::to_string(i) + "]", "must be a number >= 0");
+            break;
+          }
+          st->average_weights.push_back((*w)[i].get<double>());
+        }
+      }
+    }
+    r.Finish();
+  }
+  if (!err->ok()) return;
+  if (st->variants.empty()) st->variants.push_back({"v0", st->hp});
+  if (st->average_weights.empty()) {
+    st->average_weights.assign(st->variants.size(), 1.0 / static_cast<double>(st->variants.size()));
+  } else if (st->average_weights.size() != st->variants.size()) {
+    *err = Status::InvalidArgument(key + ".average_weights: has " +
+                                   std::to_string(st->average_weights.size()) +
+                                   " entries for " + std::to_string(st->variants.size()) +
+                                   " variants");
+  } else {
+    double sum = 0;
+    for (double x : st->average_weights) sum += x;
+    if (sum <= 0) {
+      *err = Status::InvalidArgument(key + ".average_weights: must not sum to 0");
+    } else {
+      for (double& x : st->average_weights) x /= sum;
+    }
+  }
+  std::set<std::string> names;
+  for (const auto& v : st->variants) {
+    if (!names.insert(v.name).second && err->ok()) {
+      *err = Status::InvalidArgument(key + ".variants: duplicate name '" + v.name + "'");
+    }
+  }
+}
+
+template <typename F>
+void ReadObject(const json& root, const std::string& key, Status* err, F body) {
+  auto it = root.find(key);
+  if (it == root.end() || !err->ok()) return;
+  ObjectReader r(*it, key, err);
+  body(r);
+  r.Finish();
+}
+
+json HparamsJson(const TrainHparams& h) {
+  return {{"lr", h.lr},
+          {"min_lr_ratio", h.min_lr_ratio},
+          {"warmup_steps", h.warmup_steps},
+          {"steps", h.steps},
+          {"batch_rows", h.batch_rows},
+          {"seq_len", h.seq_len},
+          {"weight_decay", h.weight_decay},
+          {"grad_clip", h.grad_clip},
+          {"seed", h.seed},
+          {"schedule", h.schedule}};
+}
+
+json StageJson(const StageConfig& s) {
+  json j = HparamsJson(s.hp);
+  j["variants"] = json::array();
+  for (const auto& v : s.variants) {
+    json vj = HparamsJson(v.hp);
+    vj["name"] = v.name;
+    j["variants"].push_back(vj);
+  }
+  j["average_weights"] = s.average_weights;
+  return j;
+}
+
+}  // namespace
+
+Result<RunConfig> ParseRunConfig(const std::string& json_text) {
+  json root = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) return Status::InvalidArgument("config: not valid JSON");
+  RunConfig c;
+  Status err;
+  ObjectReader r(root, "", &err);
+  r.Str("name", &c.name, /*required=*/true);
+  r.Str("base_checkpoint", &c.base_checkpoint, /*required=*/true);
+  r.Str("tokenizer", &c.tokenizer);
+  r.Int("rounds", &c.rounds, 1, 100);
+  r.Int("max_attempts", &c.max_attempts, 1, 100);
+  if (err.ok() && !std::regex_match(c.name, std::regex("[A-Za-z0-9._-]{1,64}"))) {
+    r.Fail("name", "must match [A-Za-z0-9._-]{1,64}");
+  }
+  for (const char* k : {"reward_model", "rejection_sampling", "sft", "dpo", "annotation", "eval",
+                        "workers", "retention"}) {
+    r.Find(k);  // read below; marks them known
+  }
+  r.Finish();
+  if (!err.ok()) return err;
+
+  ReadStage(root, "reward_model", &c.reward_model, &err, [&](ObjectReader& s) {
+    s.StrList("strengths", &c.reward_model.strengths, kStrengths);
+    s.Bool("margin", &c.reward_model.margin);
+    s.Num("held_out_fraction", &c.reward_model.held_out_fraction, 0.0, 0.9);
+  });
+  ReadStage(root, "sft", &c.sft, &err, [](ObjectReader&) {});
+  ReadStage(root, "dpo", &c.dpo, &err, [&](ObjectReader& s) {
+    s.Num("beta", &c.dpo.beta, 1e-6, 100.0);
+    s.Num("nll_alpha", &c.dpo.nll_alpha, 0.0, 100.0);
+    s.Bool("mask_formatting", &c.dpo.mask_formatting);
+    s.StrList("strengths", &c.dpo.strengths, kStrengths);
+    s.Int("recent_rounds", &c.dpo.recent_rounds, 1, 100);
+  });
+  ReadObject(root, "rejection_sampling", &err, [&](ObjectReader& s) {
+    auto& rs = c.rejection_sampling;
+    s.Int("k", &rs.k, 1, 64);
+    s.Num("temperature", &rs.temperature, 0.0, 10.0);
+    s.Num("top_p", &rs.top_p, 1e-6, 1.0);
+    s.Int("top_k", &rs.top_k, 0, 1 << 20);
+    s.Int("max_new_tokens", &rs.max_new_tokens, 1, 1 << 20);
+    s.Int("prompts_per_round", &rs.prompts_per_round, 0, INT64_MAX);
+    s.Int("prompts_per_task", &rs.prompts_per_task, 1, 1 << 20);
+    s.Int("kv_budget_bytes", &rs.kv_budget_bytes, 1 << 16, INT64_MAX);
+  });
+  ReadObject(root, "annotation", &err, [&](ObjectReader& s) {
+    auto& a = c.annotation;
+    s.Int("comparisons_per_round", &a.comparisons_per_round, 0, 1 << 24);
+    s.Int("min_answers", &a.min_answers, 0, 1 << 24);
+    s.Str("default_strength", &a.default_strength);
+    if (s.ok() && !kStrengths.count(a.default_strength)) {
+      s.Fail("annotation.default_strength", "unknown strength '" + a.default_strength + "'");
+    }
+    s.Num("temperature", &a.temperature, 0.0, 10.0);
+    s.Int("max_new_tokens", &a.max_new_tokens, 1, 1 << 20);
+  });
+  ReadObject(root, "eval", &err, [&](ObjectReader& s) {
+    s.Int("prompts", &c.eval.prompts, 0, INT64_MAX);
+    s.Int("samples_per_prompt", &c.eval.samples_per_prompt, 0, 64);
+  });
+  ReadObject(root, "workers", &err, [&](ObjectReader& s) {
+    s.Str("device", &c.workers.device);
+    if (s.ok() && c.workers.device != "cpu" && c.workers.device != "cuda") {
+      s.Fail("workers.device", "must be \"cpu\" or \"cuda\"");
+    }
+    s.Int("min_memory_bytes", &c.workers.min_memory_bytes, 0, INT64_MAX);
+  });
+  ReadObject(root, "retention", &err,
+             [&](ObjectReader& s) { s.Bool("keep_variants", &c.retention.keep_variants); });
+  if (!err.ok()) return err;
+  if (c.annotation.min_answers > c.annotation.comparisons_per_round) {
+    return Status::InvalidArgument("annotation.min_answers: must be <= comparisons_per_round (" +
+                                   std::to_string(c.annotation.comparisons_per_round) + ")");
+  }
+  return c;
+}
+
+std::string RunConfigToJson(const RunConfig& c) {
+  json j;
+  j["name"] = c.name;
+  j["base_checkpoint"] = c.base_checkpoint;
+  if (!c.tokenizer.empty()) j["tokenizer"] = c.tokenizer;
+  j["rounds"] = c.rounds;
+  j["max_attempts"] = c.max_attempts;
+  j["reward_model"] = StageJson(c.reward_model);
+  j["reward_model"]["strengths"] = c.reward_model.strengths;
+  j["reward_model"]["margin"] = c.reward_model.margin;
+  j["reward_model"]["held_out_fraction"] = c.reward_model.held_out_fraction;
+  j["sft"] = StageJson(c.sft);
+  j["dpo"] = StageJson(c.dpo);
+  j["dpo"]["beta"] = c.dpo.beta;
+  j["dpo"]["nll_alpha"] = c.dpo.nll_alpha;
+  j["dpo"]["mask_formatting"] = c.dpo.mask_formatting;
+  j["dpo"]["strengths"] = c.dpo.strengths;
+  j["dpo"]["recent_rounds"] = c.dpo.recent_rounds;
+  const auto& rs = c.rejection_sampling;
+  j["rejection_sampling"] = {{"k", rs.k},
+                             {"temperature", rs.temperature},
+                             {"top_p", rs.top_p},
+                             {"top_k", rs.top_k},
+                             {"max_new_tokens", rs.max_new_tokens},
+                             {"prompts_per_round", rs.prompts_per_round},
+                             {"prompts_per_task", rs.prompts_per_task},
+                             {"kv_budget_bytes", rs.kv_budget_bytes}};
+  const auto& a = c.annotation;
+  j["annotation"] = {{"comparisons_per_round", a.comparisons_per_round},
+                     {"min_answers", a.min_answers},
+                     {"default_strength", a.default_strength},
+                     {"temperature", a.temperature},
+                     {"max_new_tokens", a.max_new_tokens}};
+  j["eval"] = {{"prompts", c.eval.prompts}, {"samples_per_prompt", c.eval.samples_per_prompt}};
+  j["workers"] = {{"device", c.workers.device}, {"min_memory_bytes", c.workers.min_memory_bytes}};
+  j["retention"] = {{"keep_variants", c.retention.keep_variants}};
+  return j.dump(2);
+}
+
+}  // namespace herd::daemon

@@ -1,0 +1,113 @@
+#pragma once
+// A run's configuration: what herdd needs to drive the six rounds of the
+// Llama 3 post-training loop. Parsed from JSON (configs/*.json, POST
+// /v1/runs); every error names the field path, e.g. "dpo.variants[1].lr".
+// Each field's default is written next to it.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace herd::daemon {
+
+// Hyperparameters shared by the three training stages. A stage's `variants`
+// override any of these per variant; the variants are trained separately
+// and their weights averaged (Llama 3 §4.1.5).
+struct TrainHparams {
+  double lr = 1e-5;               // peak learning rate. Default: 1e-5 (paper: SFT and DPO)
+  double min_lr_ratio = 0.1;      // decay floor as a fraction of lr. Default: 0.1
+  int64_t warmup_steps = 0;       // Default: 0
+  int64_t steps = 100;            // optimizer steps. Default: 100
+  int64_t batch_rows = 8;         // packed rows per step. Default: 8
+  int64_t seq_len = 512;          // tokens per packed row. Default: 512
+  double weight_decay = 0.0;      // AdamW decoupled decay. Default: 0
+  double grad_clip = 1.0;         // global-norm clip, 0 = off. Default: 1.0
+  int64_t seed = 1;               // data order and init. Default: 1
+  std::string schedule = "cosine";// "cosine" | "linear". Default: cosine
+};
+
+struct Variant {
+  std::string name;               // Default: "v<index>"
+  TrainHparams hp;                // the stage's hparams with this variant's overrides applied
+};
+
+struct StageConfig {
+  TrainHparams hp;
+  std::vector<Variant> variants;  // Default: one variant, the stage's hparams
+  std::vector<double> average_weights;  // Default: uniform over the variants
+};
+
+struct RewardModelConfig : StageConfig {
+  // Strengths whose pairs train the RM. Default: significantly_better, better (paper)
+  std::vector<std::string> strengths = {"significantly_better", "better"};
+  bool margin = false;            // Llama 2 style margin per strength. Default: false
+  double held_out_fraction = 0.1; // of pairs kept for RM accuracy. Default: 0.1
+};
+
+struct DpoConfig : StageConfig {
+  double beta = 0.1;              // Default: 0.1 (paper)
+  double nll_alpha = 0.2;         // weight of NLL on the chosen response. Default: 0.2 (paper)
+  bool mask_formatting = true;    // mask header/eot tokens from log-probs. Default: true (paper)
+  std::vector<std::string> strengths = {"significantly_better", "better"};
+  int64_t recent_rounds = 1;      // train on pairs of the latest N rounds. Default: 1
+};
+
+struct SamplingConfig {
+  int64_t k = 10;                 // samples per prompt, 1..64. Default: 10 (paper: 10–30)
+  double temperature = 0.7;       // Default: 0.7
+  double top_p = 0.9;             // Default: 0.9
+  int64_t top_k = 0;              // 0 = off. Default: 0
+  int64_t max_new_tokens = 256;   // Default: 256
+  int64_t prompts_per_round = 0;  // 0 = every train prompt. Default: 0
+  int64_t prompts_per_task = 16;  // shard size of a rejection_sample task. Default: 16
+  int64_t kv_budget_bytes = 256ll << 20;  // paged KV pool per worker. Default: 256 MiB
+};
+
+struct AnnotationPolicy {
+  int64_t comparisons_per_round = 64;  // annotation requests issued per round. Default: 64
+  int64_t min_answers = 48;       // answers awaited before the round's RM trains. Default: 48
+  std::string default_strength = "better";  // for uploads without one. Default: better
+  double temperature = 0.9;       // sampling for the two shown responses. Default: 0.9
+  int64_t max_new_tokens = 256;   // Default: 256
+};
+
+struct EvalConfig {
+  int64_t prompts = 0;            // eval prompts used, 0 = all. Default: 0
+  int64_t samples_per_prompt = 1; // sampled eval draws besides greedy. Default: 1
+};
+
+struct WorkerRequirements {
+  std::string device = "cpu";     // "cpu" | "cuda". Default: cpu
+  int64_t min_memory_bytes = 0;   // Default: 0
+};
+
+struct RetentionConfig {
+  bool keep_variants = false;     // keep variant checkpoints after averaging. Default: false
+};
+
+struct RunConfig {
+  std::string name;               // required, [A-Za-z0-9._-]{1,64}
+  std::string base_checkpoint;    // required: HF directory of the pre-trained model
+  std::string tokenizer;          // Default: base_checkpoint's tokenizer.json
+  int64_t rounds = 6;             // Default: 6 (paper)
+  int64_t max_attempts = 3;       // per task before the stage fails. Default: 3
+  RewardModelConfig reward_model;
+  SamplingConfig rejection_sampling;
+  StageConfig sft;
+  DpoConfig dpo;
+  AnnotationPolicy annotation;
+  EvalConfig eval;
+  WorkerRequirements workers;
+  RetentionConfig retention;
+};
+
+// Parses and validates. Unknown fields are errors too (a typo must not be
+// silently ignored): "rejection_sampling.temprature: unknown field".
+Result<RunConfig> ParseRunConfig(const std::string& json_text);
+
+// Canonical JSON of a config (all defaults filled in), stored with the run.
+std::string RunConfigToJson(const RunConfig& c);
+
+}  // namespace herd::daemon
