@@ -9,6 +9,13 @@ namespace herd::kernels::cpu {
 void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, const float* B, float beta, float* C);
 
+// As Sgemm with explicit leading dimensions (row strides in floats), for
+// sub-matrices such as one head's columns of a (tokens, H*hd) activation.
+// lda >= cols of the stored A (K, or M when trans_a), likewise ldb; ldc >= N.
+void SgemmStrided(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                  int64_t ldc);
+
 // Threads OpenBLAS may use (0 = its default). Returns the previous value.
 int SetBlasThreads(int n);
 

@@ -1,0 +1,161 @@
+#include "kernels/cpu/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/fast_exp.h"
+
+namespace herd::kernels::cpu {
+
+void AttentionKeyStart(int32_t* key_start, const int32_t* seg, const int32_t* par, int64_t B,
+                       int64_t T) {
+  for (int64_t b = 0; b < B; ++b) {
+    const int32_t* s = seg + b * T;
+    const int32_t* p = par + b * T;
+    for (int64_t i = 0; i < T; ++i) {
+      int32_t start = static_cast<int32_t>(T);
+      if (s[i] >= 0) {
+        for (int64_t j = 0; j <= i; ++j) {
+          if (s[j] >= 0 && (s[j] == s[i] || s[j] == p[i])) {
+            start = static_cast<int32_t>(j);
+            break;
+          }
+        }
+      }
+      key_start[b * T + i] = start;
+    }
+  }
+}
+
+namespace {
+
+// Key window [k0, k1) of queries [i0, i1) of one row; k1 <= k0 when every
+// query of the block is padding.
+inline void BlockWindow(const int32_t* ks, int64_t i0, int64_t i1, int64_t T, int64_t* k0,
+                        int64_t* k1) {
+  int64_t lo = T, hi = 0;
+  for (int64_t i = i0; i < i1; ++i) {
+    if (ks[i] < T) {
+      lo = std::min<int64_t>(lo, ks[i]);
+      hi = i + 1;
+    }
+  }
+  *k0 = lo;
+  *k1 = hi;
+}
+
+}  // namespace
+
+void AttentionForward(float* out, float* probs, const float* q, const float* k, const float* v,
+                      const int32_t* seg, const int32_t* par, const int32_t* key_start,
+                      const AttentionDims& d) {
+  const int64_t T = d.T, hd = d.hd, group = d.H / d.Hkv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int64_t b = 0; b < d.B; ++b) {
+    const int32_t* s = seg + b * T;
+    const int32_t* p = par + b * T;
+    const int32_t* ks = key_start + b * T;
+    for (int64_t i0 = 0; i0 < T; i0 += kAttnQueryBlock) {
+      const int64_t i1 = std::min(T, i0 + kAttnQueryBlock);
+      const int64_t rows = i1 - i0;
+      int64_t k0, k1;
+      BlockWindow(ks, i0, i1, T, &k0, &k1);
+      if (k1 <= k0) {
+        for (int64_t h = 0; h < d.H; ++h)
+          for (int64_t i = i0; i < i1; ++i)
+            std::memset(out + (b * T + i) * d.ld_out + h * hd, 0, sizeof(float) * hd);
+        continue;
+      }
+      const int64_t kw = k1 - k0;
+      for (int64_t h = 0; h < d.H; ++h) {
+        const int64_t g = h / group;
+        float* P = probs + ((b * d.H + h) * T + i0) * T + k0;  // (rows, kw), ld T
+        const float* Q = q + (b * T + i0) * d.ld_q + h * hd;    // (rows, hd), ld ld_q
+        const float* K = k + (b * T + k0) * d.ld_kv + g * hd;   // (kw, hd), ld ld_kv
+        const float* V = v + (b * T + k0) * d.ld_kv + g * hd;   // (kw, hd)
+        // S(rows, kw) = scale * Q K^T
+        SgemmStrided(false, true, rows, kw, hd, scale, Q, d.ld_q, K, d.ld_kv, 0.0f, P, T);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t i = i0 + r;
+          float* __restrict pr = P + r * T;
+          if (ks[i] >= T) {  // padding query
+            std::memset(pr, 0, sizeof(float) * kw);
+            continue;
+          }
+          const int32_t si = s[i], pi = p[i];
+          float mx = -std::numeric_limits<float>::infinity();
+          for (int64_t j = 0; j < kw; ++j) {
+            const int64_t kj = k0 + j;
+            const int32_t sj = s[kj];
+            const bool ok = kj <= i && sj >= 0 && (sj == si || sj == pi);
+            pr[j] = ok ? pr[j] : -std::numeric_limits<float>::infinity();
+            mx = std::max(mx, pr[j]);
+          }
+          float sum = 0.0f;
+          for (int64_t j = 0; j < kw; ++j) {
+            const float e = FastExp(pr[j] - mx);
+            pr[j] = e;
+            sum += e;
+          }
+          const float inv = 1.0f / sum;
+          for (int64_t j = 0; j < kw; ++j) pr[j] *= inv;
+        }
+        // O(rows, hd) = P V
+        SgemmStrided(false, false, rows, hd, kw, 1.0f, P, T, V, d.ld_kv, 0.0f,
+                     out + (b * T + i0) * d.ld_out + h * hd, d.ld_out);
+      }
+    }
+  }
+}
+
+int64_t AttentionScratchFloats(const AttentionDims& d) { return kAttnQueryBlock * d.T; }
+
+void AttentionBackward(float* dq, float* dk, float* dv, float* scratch, const float* dout,
+                       const float* probs, const float* q, const float* k, const float* v,
+                       const int32_t* key_start, const AttentionDims& d) {
+  const int64_t T = d.T, hd = d.hd, group = d.H / d.Hkv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int64_t b = 0; b < d.B; ++b) {
+    const int32_t* ks = key_start + b * T;
+    for (int64_t i0 = 0; i0 < T; i0 += kAttnQueryBlock) {
+      const int64_t i1 = std::min(T, i0 + kAttnQueryBlock);
+      const int64_t rows = i1 - i0;
+      int64_t k0, k1;
+      BlockWindow(ks, i0, i1, T, &k0, &k1);
+      if (k1 <= k0) continue;
+      const int64_t kw = k1 - k0;
+      for (int64_t h = 0; h < d.H; ++h) {
+        const int64_t g = h / group;
+        const float* P = probs + ((b * d.H + h) * T + i0) * T + k0;  // (rows, kw), ld T
+        const float* dO = dout + (b * T + i0) * d.ld_out + h * hd;   // (rows, hd)
+        const float* Q = q + (b * T + i0) * d.ld_q + h * hd;
+        const float* K = k + (b * T + k0) * d.ld_kv + g * hd;
+        const float* V = v + (b * T + k0) * d.ld_kv + g * hd;
+        float* dS = scratch;  // (rows, kw), ld kw
+        // dV(kw, hd) += P^T dO
+        SgemmStrided(true, false, kw, hd, rows, 1.0f, P, T, dO, d.ld_out, 1.0f,
+                     dv + (b * T + k0) * d.ld_kv + g * hd, d.ld_kv);
+        // dP(rows, kw) = dO V^T
+        SgemmStrided(false, true, rows, kw, hd, 1.0f, dO, d.ld_out, V, d.ld_kv, 0.0f, dS, kw);
+        // dS = P * (dP - sum_j P dP); masked entries have P = 0 so dS = 0.
+        for (int64_t r = 0; r < rows; ++r) {
+          const float* __restrict pr = P + r * T;
+          float* __restrict gr = dS + r * kw;
+          float dot = 0.0f;
+          for (int64_t j = 0; j < kw; ++j) dot += pr[j] * gr[j];
+          for (int64_t j = 0; j < kw; ++j) gr[j] = pr[j] * (gr[j] - dot);
+        }
+        // dQ(rows, hd) += scale * dS K ;  dK(kw, hd) += scale * dS^T Q
+        SgemmStrided(false, false, rows, hd, kw, scale, dS, kw, K, d.ld_kv, 1.0f,
+                     dq + (b * T + i0) * d.ld_q + h * hd, d.ld_q);
+        SgemmStrided(true, false, kw, hd, rows, scale, dS, kw, Q, d.ld_q, 1.0f,
+                     dk + (b * T + k0) * d.ld_kv + g * hd, d.ld_kv);
+      }
+    }
+  }
+}
+
+}  // namespace herd::kernels::cpu

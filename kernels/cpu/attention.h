@@ -1,0 +1,56 @@
+#pragma once
+// Grouped-query attention over packed rows (see workers/model/packed_batch.h
+// for the rule): query i of a row may see key j of the same row iff
+//     j <= i  and  seg[j] >= 0  and  (seg[j] == seg[i] or seg[j] == par[i]).
+// Padding queries (seg -1) see nothing; their output rows are zero.
+//
+// Layout: q, k, v are token-major with explicit row strides, so they can be
+// column slices of one fused (N, (H + 2*Hkv)*hd) projection output:
+//   q row n, head h    at q + n*ld_q  + h*hd
+//   k/v row n, head g  at k + n*ld_kv + g*hd       (g = h / (H/Hkv))
+//   out row n, head h  at out + n*ld_out + h*hd
+// probs (B, H, T, T): softmax probabilities kept for the backward pass. Only
+// the key window each query block uses is written (see AttentionKeyStart);
+// the backward pass reads exactly the same windows.
+//
+// Work: per (row, head) and block of kAttnQueryBlock queries, one sgemm
+// S = scale * Q K^T over the block's key window [k0, k1), masking, softmax,
+// and one sgemm O = P V. k0 is the first key any query of the block may see,
+// k1 one past the last query, so causal rows cost about half of T*T.
+#include <cstdint>
+
+namespace herd::kernels::cpu {
+
+inline constexpr int64_t kAttnQueryBlock = 64;
+
+struct AttentionDims {
+  int64_t B = 0, T = 0;   // rows, tokens per row
+  int64_t H = 0;          // query heads
+  int64_t Hkv = 0;        // key/value heads, H % Hkv == 0
+  int64_t hd = 0;         // head dim
+  int64_t ld_q = 0;       // row strides (floats) of q, k/v, out
+  int64_t ld_kv = 0;
+  int64_t ld_out = 0;
+};
+
+// key_start(B*T): for each query the first key index (within its row) it may
+// see, or T for a padding query. O(T^2) per row worst case, integer work only.
+void AttentionKeyStart(int32_t* key_start, const int32_t* seg, const int32_t* par, int64_t B,
+                       int64_t T);
+
+// out (see layout) = softmax(scale * q k^T + mask) v, scale = 1/sqrt(hd).
+// probs (B, H, T, T) written on the windows used.
+void AttentionForward(float* out, float* probs, const float* q, const float* k, const float* v,
+                      const int32_t* seg, const int32_t* par, const int32_t* key_start,
+                      const AttentionDims& d);
+
+// Floats of scratch AttentionBackward needs: kAttnQueryBlock * T.
+int64_t AttentionScratchFloats(const AttentionDims& d);
+
+// dq, dk, dv (same layouts as q, k, v) += gradients, from dout and the
+// forward's probs. scratch: AttentionScratchFloats(d) floats.
+void AttentionBackward(float* dq, float* dk, float* dv, float* scratch, const float* dout,
+                       const float* probs, const float* q, const float* k, const float* v,
+                       const int32_t* key_start, const AttentionDims& d);
+
+}  // namespace herd::kernels::cpu

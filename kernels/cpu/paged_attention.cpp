@@ -1,0 +1,88 @@
+#include "kernels/cpu/paged_attention.h"
+
+#include <cmath>
+#include <limits>
+
+namespace herd::kernels::cpu {
+namespace {
+
+// q . k over hd with 16 partial sums, summed in a fixed tree: GCC
+// vectorises the lane loop, and the order never depends on the batch.
+inline float Dot(const float* __restrict a, const float* __restrict b, int64_t n) {
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; ++l) acc[l] += a[i + l] * b[i + l];
+  for (int l = 0; i < n; ++i, ++l) acc[l] += a[i] * b[i];
+  for (int w = 8; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  return acc[0];
+}
+
+}  // namespace
+
+void PagedAttentionForward(float* out, int64_t ldo, const float* q, int64_t ldq, int64_t num_heads,
+                           float scale, const PagedKv& kv, const PagedQueries& qs, int part,
+                           int parts) {
+  const int64_t hd = kv.head_dim;
+  const int64_t hkv = kv.num_kv_heads;
+  const int64_t bs = kv.block_size;
+  const int64_t group = num_heads / hkv;           // query heads per kv head
+  const int64_t tok_stride = hkv * hd;             // floats between tokens in a block
+  const int64_t blk_stride = bs * tok_stride;      // floats between blocks
+  const int64_t n_items = qs.n * hkv;
+  const int64_t lo = n_items * part / parts;
+  const int64_t hi = n_items * (part + 1) / parts;
+
+  float scores[kMaxPagedBlockSize];
+  float run_max[kMaxPagedGroup];
+  float run_sum[kMaxPagedGroup];
+
+  for (int64_t item = lo; item < hi; ++item) {
+    const int64_t i = item / hkv;   // query
+    const int64_t g = item % hkv;   // kv head
+    const int64_t len = qs.kv_len[i];
+    const int32_t* table = qs.block_ids + qs.table_begin[i];
+    const float* qi = q + i * ldq + g * group * hd;   // (group, hd)
+    float* oi = out + i * ldo + g * group * hd;       // (group, hd), used as the accumulator
+    for (int64_t h = 0; h < group; ++h) {
+      run_max[h] = -std::numeric_limits<float>::infinity();
+      run_sum[h] = 0.0f;
+      for (int64_t d = 0; d < hd; ++d) oi[h * hd + d] = 0.0f;
+    }
+    const int64_t n_blocks = (len + bs - 1) / bs;
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t rows = (b == n_blocks - 1) ? len - b * bs : bs;
+      const float* kb = kv.k + static_cast<int64_t>(table[b]) * blk_stride + g * hd;
+      const float* vb = kv.v + static_cast<int64_t>(table[b]) * blk_stride + g * hd;
+      for (int64_t h = 0; h < group; ++h) {
+        const float* qh = qi + h * hd;
+        float* __restrict oh = oi + h * hd;
+        float bmax = run_max[h];
+        for (int64_t t = 0; t < rows; ++t) {
+          scores[t] = Dot(qh, kb + t * tok_stride, hd) * scale;
+          bmax = scores[t] > bmax ? scores[t] : bmax;
+        }
+        // Rescale what was accumulated under the old max (exp(-inf) = 0 on
+        // the first block, where the accumulator is still zero).
+        const float corr = std::exp(run_max[h] - bmax);
+        float sum = run_sum[h] * corr;
+        for (int64_t d = 0; d < hd; ++d) oh[d] *= corr;
+        for (int64_t t = 0; t < rows; ++t) {
+          const float p = std::exp(scores[t] - bmax);
+          sum += p;
+          const float* __restrict vt = vb + t * tok_stride;
+          for (int64_t d = 0; d < hd; ++d) oh[d] += p * vt[d];
+        }
+        run_max[h] = bmax;
+        run_sum[h] = sum;
+      }
+    }
+    for (int64_t h = 0; h < group; ++h) {
+      const float inv = 1.0f / run_sum[h];
+      for (int64_t d = 0; d < hd; ++d) oi[h * hd + d] *= inv;
+    }
+  }
+}
+
+}  // namespace herd::kernels::cpu
