@@ -41,8 +41,14 @@ Millis Scheduler::Backoff(int attempt) const {
 Result<std::vector<Task>> Scheduler::CommitLocked(std::vector<Task> changed,
                                                   const CommitFn& commit) {
   const Millis now = clock_->NowMs();
-  for (Task& t : changed) t.updated_ms = now;
-  if (commit) HERD_RETURN_IF_ERROR(commit(changed));
+  std::vector<TaskChange> changes;
+  changes.reserve(changed.size());
+  for (Task& t : changed) {
+    t.updated_ms = now;
+    auto it = tasks_.find(t.id);
+    changes.push_back({it == tasks_.end() ? std::nullopt : std::optional<Task>(it->second), t});
+  }
+  if (commit) HERD_RETURN_IF_ERROR(commit(changes));
   std::vector<Task> terminal;
   bool wake = false;
   for (Task& t : changed) {

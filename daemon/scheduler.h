@@ -36,8 +36,15 @@ struct SchedulerOptions {
   Millis restart_grace_ms = 30'000; // leases restored at startup live this long. Default: 30 s
 };
 
-// Persists the changed tasks (and whatever the caller adds) atomically.
-using CommitFn = std::function<Status(const std::vector<Task>& changed)>;
+// One task transition: `before` is the task as last committed (nullopt for
+// a new task), `after` what it becomes.
+struct TaskChange {
+  std::optional<Task> before;
+  Task after;
+};
+
+// Persists the changes (and whatever the caller adds) atomically.
+using CommitFn = std::function<Status(const std::vector<TaskChange>& changes)>;
 
 enum class LeaseCheck { kCurrent, kStale, kUnknown };
 

@@ -28,8 +28,8 @@ class SchedulerTest : public ::testing::Test {
   }
   // Records every commit, like the store would.
   CommitFn Recorder() {
-    return [this](const std::vector<Task>& changed) {
-      for (const Task& t : changed) committed_.push_back(t);
+    return [this](const std::vector<TaskChange>& changes) {
+      for (const TaskChange& c : changes) committed_.push_back(c.after);
       return Status::Ok();
     };
   }
@@ -145,7 +145,7 @@ TEST_F(SchedulerTest, StaleLeaseIsFencedAndCompletionIsIdempotent) {
 
 TEST_F(SchedulerTest, FailedCommitChangesNothing) {
   Submit({Make("average")});
-  auto refuse = [](const std::vector<Task>&) { return Status::IoError("disk full"); };
+  auto refuse = [](const std::vector<TaskChange>&) { return Status::IoError("disk full"); };
   auto r = sched_.Lease(cpu_, 0, refuse);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "disk full");
