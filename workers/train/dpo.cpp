@@ -1,0 +1,175 @@
+#include "workers/train/dpo.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "workers/train/losses.h"
+
+namespace herd::train {
+namespace {
+
+// Whether position i's token counts in π (DPO term) and in the NLL.
+inline bool InPolicyLogProb(uint8_t f, const DpoOptions& o) {
+  return (f & (kDpoChosen | kDpoRejected)) && !(o.mask_formatting && (f & kDpoFormatting));
+}
+inline bool InNll(uint8_t f, const DpoOptions& o) {
+  if (!(f & kDpoChosen)) return false;
+  const bool masked = o.mask_formatting && !o.nll_include_formatting;
+  return !(masked && (f & kDpoFormatting));
+}
+
+Status CheckBatch(const DpoBatch& batch, int64_t V) {
+  const int64_t N = batch.batch.size();
+  if (static_cast<int64_t>(batch.flags.size()) != N ||
+      static_cast<int64_t>(batch.pair_of.size()) != N) {
+    return Status::InvalidArgument("DPO batch: flags/pair_of must have B*T = " +
+                                   std::to_string(N) + " entries");
+  }
+  HERD_RETURN_IF_ERROR(CheckTargets(batch.batch.targets, N, V));
+  const auto P = static_cast<int32_t>(batch.pair_ids.size());
+  for (int64_t i = 0; i < N; ++i) {
+    if (batch.flags[i] == 0) continue;
+    if (batch.pair_of[i] < 0 || batch.pair_of[i] >= P) {
+      return Status::InvalidArgument("DPO batch: pair_of[" + std::to_string(i) +
+                                     "] outside 0.." + std::to_string(P - 1));
+    }
+    if (batch.batch.targets[i] < 0) {
+      return Status::InvalidArgument("DPO batch: response position " + std::to_string(i) +
+                                     " has no target");
+    }
+  }
+  return Status::Ok();
+}
+
+// Token log-probs at every position that any term uses, then per-pair sums.
+void ForwardPairs(const DpoBatch& batch, const float* logits, int64_t V, const DpoOptions& opts,
+                  DpoWorkspace* ws, bool with_nll) {
+  const int64_t N = batch.batch.size();
+  const size_t P = batch.pair_ids.size();
+  ws->logp.resize(N);
+  ws->lse.resize(N);
+  ws->active.resize(N);
+  for (int64_t i = 0; i < N; ++i) {
+    const uint8_t f = batch.flags[i];
+    ws->active[i] = InPolicyLogProb(f, opts) || (with_nll && InNll(f, opts));
+  }
+  TokenLogProbs(logits, N, V, batch.batch.targets, ws->active, ws->logp, ws->lse);
+  ws->policy.assign(P, SequenceLogProb{});
+  ws->nll_count.assign(P, 0.0);
+  for (int64_t i = 0; i < N; ++i) {
+    const uint8_t f = batch.flags[i];
+    if (!ws->active[i]) continue;
+    const int32_t p = batch.pair_of[i];
+    if (InPolicyLogProb(f, opts)) {
+      (f & kDpoChosen ? ws->policy[p].chosen : ws->policy[p].rejected) += ws->logp[i];
+    }
+    if (with_nll && InNll(f, opts)) ws->nll_count[p] += 1.0;
+  }
+}
+
+}  // namespace
+
+Status SequenceLogProbs(const DpoBatch& batch, const float* logits, int64_t V,
+                        const DpoOptions& opts, DpoWorkspace* ws,
+                        std::vector<SequenceLogProb>* out) {
+  HERD_RETURN_IF_ERROR(CheckBatch(batch, V));
+  ForwardPairs(batch, logits, V, opts, ws, /*with_nll=*/false);
+  *out = ws->policy;
+  return Status::Ok();
+}
+
+Result<DpoMetrics> DpoLoss(const DpoBatch& batch, const float* logits, int64_t V,
+                           std::span<const SequenceLogProb> ref, const DpoOptions& opts,
+                           DpoWorkspace* ws, float* dlogits) {
+  HERD_RETURN_IF_ERROR(CheckBatch(batch, V));
+  const size_t P = batch.pair_ids.size();
+  if (ref.size() != P) {
+    return Status::InvalidArgument("DPO reference log-probs: expected " + std::to_string(P) +
+                                   " pairs, got " + std::to_string(ref.size()));
+  }
+  const int64_t N = batch.batch.size();
+  ForwardPairs(batch, logits, V, opts, ws, /*with_nll=*/true);
+
+  DpoMetrics m;
+  m.pairs = static_cast<int64_t>(P);
+  if (P == 0) {
+    if (dlogits) std::fill(dlogits, dlogits + N * V, 0.0f);
+    return m;
+  }
+  const double invP = 1.0 / static_cast<double>(P);
+  // Per pair: ∂loss/∂π_c = −β σ(−z)/P, ∂loss/∂π_r = +β σ(−z)/P, and each NLL
+  // token gets −α/(n_p P). Kept in two small per-pair tables, reused below.
+  std::vector<double>& g_pi = ws->pair_grad;
+  std::vector<double>& nll_scale = ws->nll_scale;
+  std::vector<double>& nll_sum = ws->nll_sum;
+  g_pi.assign(P, 0.0);
+  nll_scale.assign(P, 0.0);
+  nll_sum.assign(P, 0.0);
+  for (size_t p = 0; p < P; ++p) {
+    const double rc = opts.beta * (ws->policy[p].chosen - ref[p].chosen);
+    const double rr = opts.beta * (ws->policy[p].rejected - ref[p].rejected);
+    const double z = rc - rr;
+    m.dpo_loss += NegLogSigmoid(z);
+    m.chosen_reward += rc;
+    m.rejected_reward += rr;
+    m.reward_accuracy += rc > rr ? 1.0 : 0.0;
+    const double n = ws->nll_count[p];
+    nll_scale[p] = n > 0 ? 1.0 / n : 0.0;
+    g_pi[p] = -opts.beta * Sigmoid(-z) * invP;
+  }
+  // The NLL sums are taken in the same pass that writes ∂loss/∂logp.
+  ws->dlogp.assign(N, 0.0f);
+  for (int64_t i = 0; i < N; ++i) {
+    if (!ws->active[i]) continue;
+    const uint8_t f = batch.flags[i];
+    const int32_t p = batch.pair_of[i];
+    double g = 0;
+    if (InPolicyLogProb(f, opts)) g += (f & kDpoChosen) ? g_pi[p] : -g_pi[p];
+    if (InNll(f, opts)) {
+      nll_sum[p] -= ws->logp[i];
+      g -= opts.nll_alpha * nll_scale[p] * invP;
+    }
+    ws->dlogp[i] = static_cast<float>(g);
+  }
+  for (size_t p = 0; p < P; ++p) m.nll += nll_sum[p] * nll_scale[p];
+  m.dpo_loss *= invP;
+  m.nll *= invP;
+  m.loss = m.dpo_loss + opts.nll_alpha * m.nll;
+  m.chosen_reward *= invP;
+  m.rejected_reward *= invP;
+  m.margin = m.chosen_reward - m.rejected_reward;
+  m.reward_accuracy *= invP;
+  if (dlogits) {
+    TokenLogProbsBackward(logits, N, V, batch.batch.targets, ws->lse, ws->dlogp, dlogits);
+  }
+  return m;
+}
+
+Status ReferenceLogProbs::Gather(const DpoBatch& batch, std::vector<SequenceLogProb>* out) const {
+  out->resize(batch.pair_ids.size());
+  for (size_t p = 0; p < batch.pair_ids.size(); ++p) {
+    auto it = table_.find(batch.pair_ids[p]);
+    if (it == table_.end()) {
+      return Status::NotFound("reference log-probs for pair '" + batch.pair_ids[p] +
+                              "' (reference model " + model_hash_ + ")");
+    }
+    (*out)[p] = it->second;
+  }
+  return Status::Ok();
+}
+
+Status ReferenceLogProbs::AddBatch(const DpoBatch& batch, const float* logits, int64_t V,
+                                   const DpoOptions& opts, DpoWorkspace* ws) {
+  if (opts.mask_formatting != mask_formatting_) {
+    return Status::FailedPrecondition(
+        "reference log-probs: table was built with mask_formatting=" +
+        std::string(mask_formatting_ ? "true" : "false") + ", options say otherwise");
+  }
+  std::vector<SequenceLogProb> lp;
+  HERD_RETURN_IF_ERROR(SequenceLogProbs(batch, logits, V, opts, ws, &lp));
+  for (size_t p = 0; p < lp.size(); ++p) Put(batch.pair_ids[p], lp[p]);
+  return Status::Ok();
+}
+
+}  // namespace herd::train
