@@ -1,0 +1,231 @@
+// The one client TU that includes Beast. Synchronous calls are async Beast
+// operations run to completion on a private io_context, because only async
+// operations honour tcp_stream's per-operation deadline.
+#include "api/client/client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <fstream>
+#include <vector>
+
+#include "common/version.h"
+
+namespace herd::api {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+constexpr size_t kUploadChunkBytes = 256 * 1024;
+
+bool ConnectionClosedError(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == net::error::eof ||
+         ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+         ec == http::error::partial_message;
+}
+
+}  // namespace
+
+Status ParseBaseUrl(std::string_view url, std::string* host, std::string* port) {
+  constexpr std::string_view kScheme = "http://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    return Status::InvalidArgument("url '" + std::string(url) +
+                                   "': must start with http:// (https is not supported)");
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  rest = rest.substr(0, rest.find('/'));
+  if (rest.empty()) return Status::InvalidArgument("url '" + std::string(url) + "': no host");
+  std::string_view h = rest, p = "80";
+  if (rest.front() == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string_view::npos) {
+      return Status::InvalidArgument("url '" + std::string(url) + "': unclosed '['");
+    }
+    h = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return Status::InvalidArgument("url '" + std::string(url) + "'");
+      p = rest.substr(close + 2);
+    }
+  } else if (size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
+    h = rest.substr(0, colon);
+    p = rest.substr(colon + 1);
+  }
+  if (h.empty() || p.empty() || p.find_first_not_of("0123456789") != std::string_view::npos) {
+    return Status::InvalidArgument("url '" + std::string(url) + "': bad host or port");
+  }
+  *host = std::string(h);
+  *port = std::string(p);
+  return Status::Ok();
+}
+
+struct HttpClient::Impl {
+  ClientOptions opt;
+  std::string host, port;
+  net::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  beast::flat_buffer buffer;
+  bool connected = false;
+  uint64_t opened = 0;
+
+  // Runs one async operation to completion under the client's deadline.
+  template <typename Start>
+  beast::error_code Run(Start&& start) {
+    beast::error_code result = net::error::would_block;
+    stream.expires_after(opt.timeout);
+    start([&result](beast::error_code ec, auto&&...) { result = ec; });
+    ioc.restart();
+    ioc.run();
+    return result;
+  }
+
+  std::string HostHeader() const { return port == "80" ? host : host + ":" + port; }
+
+  Status Connect() {
+    Close();
+    beast::error_code ec;
+    tcp::resolver resolver(ioc);
+    auto results = resolver.resolve(host, port, ec);
+    if (ec) return Status::Unavailable("resolve " + host + ":" + port + ": " + ec.message());
+    ec = Run([&](auto&& h) { stream.async_connect(results, h); });
+    if (ec) return Status::Unavailable("connect " + host + ":" + port + ": " + ec.message());
+    beast::error_code ignored;
+    stream.socket().set_option(tcp::no_delay(true), ignored);
+    connected = true;
+    ++opened;
+    return Status::Ok();
+  }
+
+  void Close() {
+    if (!connected) return;
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream.close();
+    buffer.clear();
+    connected = false;
+  }
+
+  template <typename Body>
+  void SetCommon(http::request<Body>& req, std::string_view method, std::string_view target,
+                 const Headers& headers) {
+    req.version(11);
+    http::verb v = http::string_to_verb(method);
+    if (v == http::verb::unknown) {
+      req.method_string(method);
+    } else {
+      req.method(v);
+    }
+    req.target(target);
+    req.set(http::field::host, HostHeader());
+    req.set(http::field::user_agent, std::string("herd-client/") + kVersion);
+    if (!opt.token.empty()) req.set(http::field::authorization, "Bearer " + opt.token);
+    for (const auto& [k, val] : headers.fields()) req.set(k, val);
+    req.keep_alive(true);
+  }
+
+  Result<Response> ReadResponse(std::string_view what, beast::error_code* ec_out) {
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(opt.body_limit);
+    beast::error_code ec = Run([&](auto&& h) { http::async_read(stream, buffer, parser, h); });
+    *ec_out = ec;
+    if (ec) {
+      Close();
+      return Status::Unavailable(std::string(what) + ": read response: " + ec.message());
+    }
+    auto& res = parser.get();
+    Response r;
+    r.status = static_cast<int>(res.result_int());
+    for (const auto& f : res) r.headers.Add(std::string(f.name_string()), std::string(f.value()));
+    auto ct = r.headers.Get("Content-Type");
+    r.content_type = ct ? std::string(*ct) : std::string();
+    r.body = std::move(res.body());
+    if (!res.keep_alive()) Close();
+    return r;
+  }
+};
+
+HttpClient::HttpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpClient::~HttpClient() { impl_->Close(); }
+
+Result<std::unique_ptr<HttpClient>> HttpClient::Create(ClientOptions options) {
+  auto impl = std::make_unique<Impl>();
+  HERD_RETURN_IF_ERROR(ParseBaseUrl(options.base_url, &impl->host, &impl->port));
+  impl->opt = std::move(options);
+  return std::unique_ptr<HttpClient>(new HttpClient(std::move(impl)));
+}
+
+uint64_t HttpClient::connections_opened() const { return impl_->opened; }
+void HttpClient::Close() { impl_->Close(); }
+
+Result<Response> HttpClient::Request(std::string_view method, std::string_view target,
+                                     std::string_view body, const Headers& headers) {
+  Impl& im = *impl_;
+  const std::string what = std::string(method) + " " + std::string(target);
+  for (int attempt = 0;; ++attempt) {
+    const bool reused = im.connected;
+    if (!im.connected) HERD_RETURN_IF_ERROR(im.Connect());
+    http::request<http::string_body> req;
+    im.SetCommon(req, method, target, headers);
+    req.body() = std::string(body);
+    req.prepare_payload();
+    beast::error_code ec = im.Run([&](auto&& h) { http::async_write(im.stream, req, h); });
+    if (ec) {
+      im.Close();
+      if (reused && attempt == 0 && ConnectionClosedError(ec)) continue;
+      return Status::Unavailable(what + ": write request: " + ec.message());
+    }
+    auto r = im.ReadResponse(what, &ec);
+    if (!r.ok() && reused && attempt == 0 && ConnectionClosedError(ec)) continue;
+    return r;
+  }
+}
+
+Result<Response> HttpClient::UploadFile(std::string_view method, std::string_view target,
+                                        const std::string& path, std::string_view content_type,
+                                        const Progress& progress, const Headers& headers) {
+  Impl& im = *impl_;
+  const std::string what = std::string(method) + " " + std::string(target);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return Status::IoError(path + ": cannot open for upload");
+  const uint64_t total = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  // A fresh connection: a stale kept-alive one would fail mid-upload,
+  // after the file was partly consumed.
+  HERD_RETURN_IF_ERROR(im.Connect());
+
+  http::request<http::buffer_body> req;
+  im.SetCommon(req, method, target, headers);
+  if (!content_type.empty()) req.set(http::field::content_type, content_type);
+  req.content_length(total);
+  req.body().data = nullptr;
+  req.body().more = true;
+  http::request_serializer<http::buffer_body> sr{req};
+  beast::error_code ec = im.Run([&](auto&& h) { http::async_write_header(im.stream, sr, h); });
+  std::vector<char> buf(kUploadChunkBytes);
+  uint64_t sent = 0;
+  while (!ec && !sr.is_done()) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    size_t n = static_cast<size_t>(in.gcount());
+    if (n == 0 && sent < total) return Status::IoError(path + ": read failed during upload");
+    req.body().data = n ? buf.data() : nullptr;
+    req.body().size = n;
+    req.body().more = sent + n < total;
+    ec = im.Run([&](auto&& h) { http::async_write(im.stream, sr, h); });
+    if (ec == http::error::need_buffer) ec = {};
+    sent += n;
+    if (!ec && progress) progress(sent, total);
+  }
+  // On a write error the server may still have answered (413, 401): read it.
+  beast::error_code write_ec = ec;
+  auto r = im.ReadResponse(what, &ec);
+  if (!r.ok() && write_ec) {
+    return Status::Unavailable(what + ": upload of " + path + ": " + write_ec.message());
+  }
+  return r;
+}
+
+}  // namespace herd::api

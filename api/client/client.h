@@ -1,0 +1,64 @@
+#pragma once
+// A small synchronous HTTP/1.1 client for herdd's API (used by herd-worker
+// and herdctl): one keep-alive connection, reopened when the server closed
+// it; per-operation timeouts; bearer token. Beast stays in client.cpp.
+// Not thread-safe: one client per thread.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "api/wire/http.h"
+#include "common/status.h"
+
+namespace herd::api {
+
+struct ClientOptions {
+  // "http://127.0.0.1:8080" (https is not supported). No default.
+  std::string base_url;
+  // Sent as "Authorization: Bearer <token>" when non-empty. Default: "".
+  std::string token;
+  // Deadline of connecting, of writing a request, and of reading a
+  // response (each). Default: 30 s.
+  std::chrono::milliseconds timeout{30000};
+  // Max response body bytes. Default: 256 MiB.
+  uint64_t body_limit = 256ull << 20;
+};
+
+class HttpClient {
+ public:
+  // InvalidArgument when base_url is not "http://host[:port]".
+  static Result<std::unique_ptr<HttpClient>> Create(ClientOptions options);
+  ~HttpClient();
+
+  // Any status the server answers is a Response (check .status); a Status
+  // error means no answer (connect refused, timeout, reset). A request on a
+  // kept-alive connection the server had closed is retried once on a new
+  // connection.
+  Result<Response> Request(std::string_view method, std::string_view target,
+                           std::string_view body = {}, const Headers& headers = {});
+
+  // Streams a file as the request body (Content-Length = file size) in
+  // 256 KiB chunks without reading it whole; progress(bytes_sent, total) is
+  // called after each chunk.
+  using Progress = std::function<void(uint64_t sent, uint64_t total)>;
+  Result<Response> UploadFile(std::string_view method, std::string_view target,
+                              const std::string& path, std::string_view content_type,
+                              const Progress& progress = {}, const Headers& headers = {});
+
+  // Connections opened so far (tests check keep-alive reuse with it).
+  uint64_t connections_opened() const;
+  void Close();
+
+ private:
+  struct Impl;
+  explicit HttpClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// "http://h:p/x" → host "h", port "p" (default 80); InvalidArgument otherwise.
+Status ParseBaseUrl(std::string_view url, std::string* host, std::string* port);
+
+}  // namespace herd::api

@@ -1,0 +1,603 @@
+// The one server TU that includes Beast (compile time: see server.h).
+#include "api/server/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include "api/metrics/registry.h"
+#include "api/server/auth.h"
+#include "api/wire/problem.h"
+#include "common/version.h"
+
+namespace herd::api {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+// Bytes read per chunk of a streaming body, and per read while draining.
+constexpr size_t kChunkBytes = 64 * 1024;
+// After an early error response: how long and how much of the unread
+// request to discard before closing, so the client reads the answer instead
+// of a TCP reset.
+constexpr auto kLingerTimeout = std::chrono::milliseconds(1000);
+constexpr size_t kLingerMaxBytes = 16u << 20;
+
+class Session;
+
+// State shared by the listener and every session; each holds a shared_ptr,
+// so it outlives them all.
+struct Shared {
+  ServerOptions opt;
+  Router router;
+  const Authenticator* auth = nullptr;
+  metrics::Family<metrics::Counter>* requests_total = nullptr;
+  metrics::Family<metrics::Histogram>* duration = nullptr;
+
+  std::atomic<bool> draining{false};
+  std::atomic<uint64_t> accepted{0}, rejected{0}, requests{0};
+  std::atomic<int> open{0}, in_flight{0};
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+};
+
+bool IsHttpParseError(const beast::error_code& ec) {
+  return std::string_view(ec.category().name()) == "beast.http";
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, std::shared_ptr<Shared> sh, bool reject)
+      : stream_(std::move(socket)), sh_(std::move(sh)), reject_(reject) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    if (!reject_) sh_->open.fetch_add(1);
+  }
+
+  ~Session() {
+    if (in_flight_) sh_->in_flight.fetch_sub(1);
+    if (reject_) return;
+    {
+      std::lock_guard<std::mutex> lock(sh_->mu);
+      sh_->sessions.erase(this);
+      sh_->open.fetch_sub(1);
+    }
+    sh_->cv.notify_all();
+  }
+
+  void Run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::Start, shared_from_this()));
+  }
+
+  // Stop: close the connection if it waits for a request; a request in
+  // flight finishes and its response closes the connection.
+  void Drain() {
+    if (phase_ == Phase::kIdle) Close();
+  }
+  void ForceClose() { Close(); }
+  net::any_io_executor executor() { return stream_.get_executor(); }
+
+ private:
+  enum class Phase { kIdle, kBody, kHandling, kWriting, kClosing };
+
+  void Start() {
+    if (reject_) {
+      Respond(MakeProblem(ProblemType::kUnavailable,
+                          "too many open connections (max " +
+                              std::to_string(sh_->opt.max_connections) + "); retry later"),
+              false);
+      return;
+    }
+    DoReadHeader();
+  }
+
+  void DoReadHeader() {
+    if (sh_->draining.load()) return Close();
+    phase_ = Phase::kIdle;
+    route_ = nullptr;
+    sink_.reset();
+    body_parser_.reset();
+    stream_parser_.reset();
+    req_ = Request();
+    header_parser_.emplace();
+    header_parser_->header_limit(sh_->opt.header_limit);
+    // The body limit depends on the route, known only after the header.
+    header_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    stream_.expires_after(first_ ? sh_->opt.read_timeout : sh_->opt.idle_timeout);
+    first_ = false;
+    http::async_read_header(stream_, buffer_, *header_parser_,
+                            beast::bind_front_handler(&Session::OnReadHeader, shared_from_this()));
+  }
+
+  void OnReadHeader(beast::error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream) return Close();
+    if (ec) {
+      if (ec == http::error::header_limit) {
+        return Answer(MakeProblem(ProblemType::kHeadersTooLarge,
+                                  "request line and header fields exceed " +
+                                      std::to_string(sh_->opt.header_limit) + " bytes"));
+      }
+      if (IsHttpParseError(ec) && ec != http::error::partial_message) {
+        return Answer(MakeProblem(ProblemType::kMalformedRequest,
+                                  "malformed HTTP request: " + ec.message()));
+      }
+      return Fail(ec, "read header");
+    }
+    start_ = Clock::now();
+    in_flight_ = true;
+    sh_->in_flight.fetch_add(1);
+    phase_ = Phase::kHandling;
+
+    const auto& h = header_parser_->get();
+    keep_alive_ = h.keep_alive();
+    req_.method = std::string(h.method_string());
+    req_.target = std::string(h.target());
+    req_.remote = remote_;
+    for (const auto& f : h) req_.headers.Add(std::string(f.name_string()), std::string(f.value()));
+    Status st = ParseTarget(req_.target, &req_.path, &req_.query);
+    if (!st.ok()) return Answer(MakeProblem(ProblemType::kMalformedRequest, st.message()));
+
+    RouteMatch m = sh_->router.Match(req_.method, req_.path);
+    if (m.status == 405) {
+      Response r = MakeProblem(ProblemType::kMethodNotAllowed,
+                               req_.method + " is not allowed on " + req_.path + " (allowed: " +
+                                   m.allow + ")");
+      r.headers.Set("Allow", m.allow);
+      return Answer(std::move(r));
+    }
+    if (m.route == nullptr) {
+      std::string detail = "no route for " + req_.method + " " + req_.path;
+      if (!m.detail.empty()) detail += " (" + m.detail + ")";
+      return Answer(MakeProblem(ProblemType::kNotFound, detail));
+    }
+    route_ = m.route;
+    req_.params = std::move(m.params);
+    req_.route = route_->pattern;
+
+    if (sh_->auth == nullptr) {
+      req_.principal = "anonymous";
+      req_.role = Role::kAdmin;
+    } else if (!route_->options.public_route) {
+      auto authz = req_.headers.Get("Authorization");
+      std::optional<std::string_view> token;
+      if (authz) token = BearerToken(*authz);
+      std::optional<Principal> p;
+      if (token) p = sh_->auth->Authenticate(*token);
+      if (!p) {
+        Response r = MakeProblem(ProblemType::kUnauthenticated,
+                                 !authz ? "missing Authorization: Bearer <token> header"
+                                 : !token ? "Authorization header is not a Bearer token"
+                                          : "bearer token not recognised");
+        r.headers.Set("WWW-Authenticate", "Bearer realm=\"herd\"");
+        return Answer(std::move(r));
+      }
+      if (!RoleSatisfies(p->role, route_->options.role)) {
+        return Answer(MakeProblem(ProblemType::kPermissionDenied,
+                                  "'" + p->name + "' has role " + RoleName(p->role) + "; " +
+                                      req_.method + " " + route_->pattern + " needs role " +
+                                      RoleName(route_->options.role)));
+      }
+      req_.principal = p->name;
+      req_.role = p->role;
+    }
+
+    const bool streaming = static_cast<bool>(route_->stream_handler);
+    limit_ = route_->options.body_limit != 0 ? route_->options.body_limit
+             : streaming                     ? sh_->opt.stream_body_limit
+                                             : sh_->opt.body_limit;
+    auto len = header_parser_->content_length();
+    if (len && *len > limit_) {
+      return Answer(MakeProblem(ProblemType::kPayloadTooLarge,
+                                "body of " + std::to_string(*len) + " bytes exceeds the limit of " +
+                                    std::to_string(limit_) + " bytes for " + route_->pattern));
+    }
+    if (streaming) {
+      Result<std::unique_ptr<BodySink>> sink = Call([&] { return route_->stream_handler(req_); });
+      if (!sink.ok()) return Answer(ProblemFromStatus(sink.status()));
+      sink_ = std::move(*sink);
+    }
+    if (header_parser_->is_done()) {
+      // No body: don't convert the parser.
+      return Finish();
+    }
+    auto expect = req_.headers.Get("Expect");
+    if (expect && EqualsIgnoreCase(*expect, "100-continue")) {
+      continue_.emplace(http::status::continue_, 11);
+      stream_.expires_after(sh_->opt.write_timeout);
+      return http::async_write(stream_, *continue_,
+                               beast::bind_front_handler(&Session::OnContinue, shared_from_this()));
+    }
+    StartBody();
+  }
+
+  void OnContinue(beast::error_code ec, std::size_t) {
+    if (ec) return Fail(ec, "write 100-continue");
+    StartBody();
+  }
+
+  void StartBody() {
+    phase_ = Phase::kBody;
+    if (sink_) {
+      stream_parser_.emplace(std::move(*header_parser_));
+      stream_parser_->body_limit(limit_);
+      chunk_ = std::make_unique<char[]>(kChunkBytes);
+      return DoReadChunk();
+    }
+    body_parser_.emplace(std::move(*header_parser_));
+    body_parser_->body_limit(limit_);
+    stream_.expires_after(sh_->opt.read_timeout);
+    http::async_read(stream_, buffer_, *body_parser_,
+                     beast::bind_front_handler(&Session::OnReadBody, shared_from_this()));
+  }
+
+  bool BodyError(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      Answer(MakeProblem(ProblemType::kPayloadTooLarge,
+                         "body exceeds the limit of " + std::to_string(limit_) + " bytes for " +
+                             route_->pattern));
+    } else if (IsHttpParseError(ec) && ec != http::error::partial_message &&
+               ec != http::error::end_of_stream) {
+      Answer(MakeProblem(ProblemType::kMalformedRequest, "malformed body: " + ec.message()));
+    } else {
+      Fail(ec, "read body");
+    }
+    return true;
+  }
+
+  void OnReadBody(beast::error_code ec, std::size_t) {
+    if (ec) {
+      BodyError(ec);
+      return;
+    }
+    req_.body = std::move(body_parser_->get().body());
+    Finish();
+  }
+
+  void DoReadChunk() {
+    auto& body = stream_parser_->get().body();
+    body.data = chunk_.get();
+    body.size = kChunkBytes;
+    stream_.expires_after(sh_->opt.read_timeout);
+    http::async_read(stream_, buffer_, *stream_parser_,
+                     beast::bind_front_handler(&Session::OnReadChunk, shared_from_this()));
+  }
+
+  void OnReadChunk(beast::error_code ec, std::size_t) {
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      BodyError(ec);
+      return;
+    }
+    size_t n = kChunkBytes - stream_parser_->get().body().size;
+    if (n > 0) {
+      Status st = Call([&] { return sink_->OnChunk(std::string_view(chunk_.get(), n)); });
+      if (!st.ok()) return Answer(ProblemFromStatus(st));
+    }
+    if (stream_parser_->is_done()) return Finish();
+    DoReadChunk();
+  }
+
+  // Runs route code; an exception becomes a 500 instead of killing herdd.
+  template <typename F>
+  auto Call(F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const std::exception& e) {
+      spdlog::error("http handler threw route={} what={}", req_.route, e.what());
+      return Status::Internal(std::string("handler failed: ") + e.what());
+    }
+  }
+
+  void Finish() {
+    Response r;
+    try {
+      r = sink_ ? sink_->Finish(req_) : route_->handler(req_);
+    } catch (const std::exception& e) {
+      spdlog::error("http handler threw route={} what={}", req_.route, e.what());
+      r = MakeProblem(ProblemType::kInternal, std::string("handler failed: ") + e.what());
+    }
+    sink_.reset();
+    Respond(std::move(r), keep_alive_);
+  }
+
+  // An answer before (or instead of) reading the whole body: the connection
+  // cannot be reused.
+  void Answer(Response r) { Respond(std::move(r), false); }
+
+  void Respond(Response r, bool keep_alive) {
+    phase_ = Phase::kWriting;
+    if (sh_->draining.load()) keep_alive = false;
+    res_ = {};
+    res_.version(11);
+    res_.result(static_cast<unsigned>(r.status));
+    res_.set(http::field::server, std::string("herd/") + kVersion);
+    if (!r.content_type.empty()) res_.set(http::field::content_type, r.content_type);
+    for (const auto& [k, v] : r.headers.fields()) res_.insert(k, v);
+    res_.body() = std::move(r.body);
+    res_.keep_alive(keep_alive);
+    res_.prepare_payload();
+    if (in_flight_ && sh_->requests_total != nullptr) {
+      const std::string& route = route_ ? route_->pattern : std::string("unmatched");
+      sh_->requests_total->WithLabels({route, std::to_string(r.status)}).Inc();
+      sh_->duration->WithLabels({route}).Observe(
+          std::chrono::duration<double>(Clock::now() - start_).count());
+    }
+    stream_.expires_after(sh_->opt.write_timeout);
+    http::async_write(stream_, res_,
+                      beast::bind_front_handler(&Session::OnWrite, shared_from_this(), keep_alive));
+  }
+
+  void OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
+    sh_->requests.fetch_add(1);
+    if (in_flight_) {
+      in_flight_ = false;
+      sh_->in_flight.fetch_sub(1);
+    }
+    if (ec) return Fail(ec, "write");
+    if (!keep_alive) return Linger();
+    DoReadHeader();
+  }
+
+  void Linger() {
+    phase_ = Phase::kClosing;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return Close();
+    if (!chunk_) chunk_ = std::make_unique<char[]>(kChunkBytes);
+    stream_.expires_after(kLingerTimeout);
+    stream_.async_read_some(net::buffer(chunk_.get(), kChunkBytes),
+                            beast::bind_front_handler(&Session::OnLinger, shared_from_this()));
+  }
+
+  void OnLinger(beast::error_code ec, std::size_t n) {
+    drained_ += n;
+    if (ec || drained_ > kLingerMaxBytes) return Close();
+    stream_.async_read_some(net::buffer(chunk_.get(), kChunkBytes),
+                            beast::bind_front_handler(&Session::OnLinger, shared_from_this()));
+  }
+
+  void Fail(beast::error_code ec, const char* what) {
+    // Timeouts, resets and aborted operations are normal for a server;
+    // log at debug level only.
+    if (ec != net::error::operation_aborted) {
+      spdlog::debug("http session remote={} op={} error={}", remote_, what, ec.message());
+    }
+    Close();
+  }
+
+  void Close() {
+    phase_ = Phase::kClosing;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::shared_ptr<Shared> sh_;
+  const bool reject_;
+  Phase phase_ = Phase::kIdle;
+  bool first_ = true;
+  bool keep_alive_ = false;
+  bool in_flight_ = false;
+  uint64_t limit_ = 0;
+  std::optional<http::request_parser<http::empty_body>> header_parser_;
+  std::optional<http::request_parser<http::string_body>> body_parser_;
+  std::optional<http::request_parser<http::buffer_body>> stream_parser_;
+  std::optional<http::response<http::empty_body>> continue_;
+  std::unique_ptr<BodySink> sink_;
+  const Route* route_ = nullptr;
+  Request req_;
+  http::response<http::string_body> res_;
+  std::unique_ptr<char[]> chunk_;
+  size_t drained_ = 0;
+  Clock::time_point start_;
+  std::string remote_;
+};
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  Listener(net::io_context& ioc, std::shared_ptr<Shared> sh)
+      : ioc_(ioc), acceptor_(net::make_strand(ioc)), sh_(std::move(sh)) {}
+
+  Status Open(const tcp::endpoint& ep) {
+    beast::error_code ec;
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status::IoError("listen " + ep.address().to_string() + ":" +
+                             std::to_string(ep.port()) + ": " + ec.message());
+    }
+    return Status::Ok();
+  }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+  void Run() {
+    net::dispatch(acceptor_.get_executor(),
+                  beast::bind_front_handler(&Listener::DoAccept, shared_from_this()));
+  }
+  void Close() {
+    net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->acceptor_.close(ec);
+    });
+  }
+
+ private:
+  void DoAccept() {
+    acceptor_.async_accept(net::make_strand(ioc_),
+                           beast::bind_front_handler(&Listener::OnAccept, shared_from_this()));
+  }
+
+  void OnAccept(beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+    if (ec) {
+      // EMFILE and friends: keep accepting; the error is per connection.
+      spdlog::warn("http accept error={}", ec.message());
+      return DoAccept();
+    }
+    if (sh_->draining.load()) {
+      beast::error_code ignored;
+      socket.close(ignored);
+      return;
+    }
+    if (sh_->open.load() >= sh_->opt.max_connections) {
+      sh_->rejected.fetch_add(1);
+      std::make_shared<Session>(std::move(socket), sh_, /*reject=*/true)->Run();
+    } else {
+      sh_->accepted.fetch_add(1);
+      auto s = std::make_shared<Session>(std::move(socket), sh_, /*reject=*/false);
+      {
+        std::lock_guard<std::mutex> lock(sh_->mu);
+        sh_->sessions.emplace(s.get(), s);
+      }
+      s->Run();
+    }
+    DoAccept();
+  }
+
+  net::io_context& ioc_;
+  tcp::acceptor acceptor_;
+  std::shared_ptr<Shared> sh_;
+};
+
+}  // namespace
+
+struct Server::Impl {
+  std::shared_ptr<Shared> sh = std::make_shared<Shared>();
+  std::unique_ptr<net::io_context> ioc;
+  std::shared_ptr<Listener> listener;
+  std::vector<std::thread> threads;
+  uint16_t port = 0;
+  bool running = false;
+};
+
+Server::Server(ServerOptions options, Router router, const Authenticator* auth,
+               metrics::Registry* registry)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->sh->opt = std::move(options);
+  impl_->sh->router = std::move(router);
+  impl_->sh->auth = auth;
+  if (registry != nullptr) {
+    impl_->sh->requests_total = &registry->AddCounter(
+        "herd_http_requests_total", "HTTP responses written, by route pattern and status code.",
+        {"route", "code"});
+    impl_->sh->duration = &registry->AddHistogram(
+        "herd_http_request_duration_seconds",
+        "Time from a request's header read to its response queued for writing, by route pattern.",
+        {"route"}, metrics::DefaultLatencyBuckets());
+  }
+}
+
+Server::~Server() { Stop(std::chrono::milliseconds(0)); }
+
+Status Server::Start() {
+  if (impl_->running) return Status::FailedPrecondition("server already started");
+  const ServerOptions& opt = impl_->sh->opt;
+  int threads = std::max(1, opt.threads);
+  impl_->ioc = std::make_unique<net::io_context>(threads);
+  beast::error_code ec;
+  auto addr = net::ip::make_address(opt.host, ec);
+  if (ec) {
+    tcp::resolver resolver(*impl_->ioc);
+    auto results = resolver.resolve(opt.host, std::to_string(opt.port), ec);
+    if (ec || results.empty()) {
+      return Status::InvalidArgument("listen host '" + opt.host + "': " +
+                                     (ec ? ec.message() : std::string("no address")));
+    }
+    addr = results.begin()->endpoint().address();
+  }
+  impl_->listener = std::make_shared<Listener>(*impl_->ioc, impl_->sh);
+  HERD_RETURN_IF_ERROR(impl_->listener->Open(tcp::endpoint(addr, opt.port)));
+  impl_->port = impl_->listener->port();
+  impl_->listener->Run();
+  impl_->running = true;
+  for (int i = 0; i < threads; ++i) {
+    impl_->threads.emplace_back([ioc = impl_->ioc.get()] {
+      for (;;) {
+        try {
+          ioc->run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("http io thread caught what={}", e.what());
+        }
+      }
+    });
+  }
+  spdlog::info("http listening addr={}:{} threads={}", opt.host, impl_->port, threads);
+  return Status::Ok();
+}
+
+uint16_t Server::port() const { return impl_->port; }
+
+void Server::Stop(std::chrono::milliseconds deadline) {
+  if (!impl_->running) return;
+  impl_->running = false;
+  Shared& sh = *impl_->sh;
+  sh.draining.store(true);
+  impl_->listener->Close();
+  auto each_session = [&](auto fn) {
+    std::vector<std::shared_ptr<Session>> live;
+    {
+      std::lock_guard<std::mutex> lock(sh.mu);
+      for (auto& [p, w] : sh.sessions) {
+        if (auto s = w.lock()) live.push_back(std::move(s));
+      }
+    }
+    for (auto& s : live) net::post(s->executor(), [s, fn] { fn(*s); });
+  };
+  each_session([](Session& s) { s.Drain(); });
+  {
+    std::unique_lock<std::mutex> lock(sh.mu);
+    sh.cv.wait_for(lock, deadline, [&] { return sh.open.load() == 0; });
+  }
+  if (sh.open.load() > 0) {
+    spdlog::warn("http drain deadline passed; closing open={}", sh.open.load());
+    each_session([](Session& s) { s.ForceClose(); });
+    std::unique_lock<std::mutex> lock(sh.mu);
+    sh.cv.wait_for(lock, std::chrono::milliseconds(1000), [&] { return sh.open.load() == 0; });
+  }
+  impl_->ioc->stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+  impl_->listener.reset();
+  // Destroying the io_context destroys pending handlers (and the sessions
+  // they hold).
+  impl_->ioc.reset();
+}
+
+ServerStats Server::stats() const {
+  const Shared& sh = *impl_->sh;
+  ServerStats s;
+  s.connections_accepted = sh.accepted.load();
+  s.connections_rejected = sh.rejected.load();
+  s.requests = sh.requests.load();
+  s.open_connections = sh.open.load();
+  s.in_flight = sh.in_flight.load();
+  return s;
+}
+
+}  // namespace herd::api
