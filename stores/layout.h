@@ -35,9 +35,10 @@ inline std::string Pair(std::string_view run, uint32_t round, std::string_view i
 }
 inline std::string Event(std::string_view run, uint64_t seq) { return KeyWriter().Str(run).U64(seq).Take(); }
 // Higher priority first: the key stores INT32_MAX - priority (fits u32).
+// The task id ends the key so two tasks with the same seq never collide.
 inline std::string QueuePrefix(TaskState s) { return KeyWriter().U8(uint8_t(s)).Take(); }
-inline std::string Queue(TaskState s, int32_t priority, uint64_t seq) {
-  return KeyWriter().U8(uint8_t(s)).U32(uint32_t(int64_t(INT32_MAX) - priority)).U64(seq).Take();
+inline std::string Queue(TaskState s, int32_t priority, uint64_t seq, std::string_view task_id) {
+  return KeyWriter().U8(uint8_t(s)).U32(uint32_t(int64_t(INT32_MAX) - priority)).U64(seq).Str(task_id).Take();
 }
 inline std::string DatasetPrefix(std::string_view run, uint32_t round, std::string_view dataset) {
   return KeyWriter().Str(run).U32(round).Str(dataset).Take();

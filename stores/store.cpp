@@ -180,16 +180,16 @@ void WriteTxn::PutTask(const Task& t, const Task* previous) {
   Check(t.id, "task.id");
   Encode(t, &scratch_);
   Put(Family::kTasks, L::Id(t.id), scratch_);
-  std::string qk = L::Queue(t.state, t.priority, t.queue_seq);
+  std::string qk = L::Queue(t.state, t.priority, t.queue_seq, t.id);
   if (previous) {
-    std::string old = L::Queue(previous->state, previous->priority, previous->queue_seq);
+    std::string old = L::Queue(previous->state, previous->priority, previous->queue_seq, previous->id);
     if (old != qk) Delete(Family::kTaskQueue, old);
   }
   Put(Family::kTaskQueue, qk, t.id);
 }
 void WriteTxn::DeleteTask(const Task& t) {
   Delete(Family::kTasks, L::Id(t.id));
-  Delete(Family::kTaskQueue, L::Queue(t.state, t.priority, t.queue_seq));
+  Delete(Family::kTaskQueue, L::Queue(t.state, t.priority, t.queue_seq, t.id));
 }
 void WriteTxn::PutWorker(const Worker& w) {
   Check(w.id, "worker.id");
