@@ -288,6 +288,7 @@ Result<RunConfig> ParseRunConfig(const std::string& json_text) {
   ReadObject(root, "eval", &err, [&](ObjectReader& s) {
     s.Int("prompts", &c.eval.prompts, 0, INT64_MAX);
     s.Int("samples_per_prompt", &c.eval.samples_per_prompt, 0, 64);
+    s.Str("checker", &c.eval.checker);
   });
   ReadObject(root, "workers", &err, [&](ObjectReader& s) {
     s.Str("device", &c.workers.device);
@@ -339,7 +340,9 @@ std::string RunConfigToJson(const RunConfig& c) {
                      {"default_strength", a.default_strength},
                      {"temperature", a.temperature},
                      {"max_new_tokens", a.max_new_tokens}};
-  j["eval"] = {{"prompts", c.eval.prompts}, {"samples_per_prompt", c.eval.samples_per_prompt}};
+  j["eval"] = {{"prompts", c.eval.prompts},
+               {"samples_per_prompt", c.eval.samples_per_prompt},
+               {"checker", c.eval.checker}};
   j["workers"] = {{"device", c.workers.device}, {"min_memory_bytes", c.workers.min_memory_bytes}};
   j["retention"] = {{"keep_variants", c.retention.keep_variants}};
   return j.dump(2);

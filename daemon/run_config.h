@@ -76,6 +76,9 @@ struct AnnotationPolicy {
 struct EvalConfig {
   int64_t prompts = 0;            // eval prompts used, 0 = all. Default: 0
   int64_t samples_per_prompt = 1; // sampled eval draws besides greedy. Default: 1
+  // Verifier the worker scores eval responses with ("" = none: RM score and
+  // win rate by the RM only; "arithmetic" = the demo task). Default: ""
+  std::string checker;
 };
 
 struct WorkerRequirements {

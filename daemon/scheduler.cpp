@@ -115,7 +115,7 @@ Result<std::optional<Task>> Scheduler::TryLeaseLocked(const WorkerInfo& w,
   for (const auto& entry : queue_) {
     const std::string id = std::get<2>(entry);  // a copy: the commit erases the entry
     const Task& t = tasks_.at(id);
-    if (t.not_before > now || !Satisfies(w, t.needs)) continue;
+    if (t.not_before > now || !Satisfies(w, t.needs) || paused_runs_.count(t.run)) continue;
     Task leased = t;
     leased.state = TaskState::kLeased;
     leased.attempt += 1;
@@ -309,6 +309,16 @@ Status Scheduler::Retry(const std::string& task_id, int32_t extra_attempts,
   q.cancel_requested = false;
   auto r = CommitLocked({q}, commit);
   return r.ok() ? Status::Ok() : r.status();
+}
+
+void Scheduler::SetRunPaused(const std::string& run, bool paused) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (paused) {
+    paused_runs_.insert(run);
+  } else {
+    paused_runs_.erase(run);
+    work_cv_.notify_all();
+  }
 }
 
 void Scheduler::Shutdown() {

@@ -97,6 +97,9 @@ class Scheduler {
   // Requeues a failed or cancelled task with extra_attempts more leases.
   Status Retry(const std::string& task_id, int32_t extra_attempts, const CommitFn& commit);
 
+  // A paused run's queued tasks are not leased (running ones finish).
+  void SetRunPaused(const std::string& run, bool paused);
+
   // Drains: no new leases; long polls return empty.
   void Shutdown();
 
@@ -129,6 +132,7 @@ class Scheduler {
   std::map<std::string, std::string> lease_index_;  // lease id -> task id (current leases)
   std::map<std::string, std::string> retired_;      // lease id -> task id (ended leases)
   std::function<void(const Task&)> on_terminal_;
+  std::set<std::string> paused_runs_;
 };
 
 }  // namespace herd::daemon

@@ -1,0 +1,341 @@
+// The round state machine over a real RocksDB store, with an in-process
+// fake worker that answers every task kind with well-formed results. The
+// real worker processes are exercised by tests/integration.
+#include "daemon/orchestrator.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "stores/artifacts.h"
+#include "stores/store.h"
+
+namespace herd::daemon {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+class OrchestratorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("herd-orch-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "base");
+    std::ofstream(dir_ / "base" / "config.json") << "{}";
+    Open();
+  }
+  void TearDown() override {
+    Close();
+    fs::remove_all(dir_);
+  }
+  void Open() {
+    stores::StoreOptions o;
+    o.data_dir = dir_.string();
+    auto s = stores::Store::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+    artifacts_ = std::make_unique<stores::ArtifactStore>((dir_ / "artifacts").string());
+    sched_ = std::make_unique<Scheduler>(&clock_, &ids_);
+    orch_ = std::make_unique<Orchestrator>(store_.get(), artifacts_.get(), sched_.get(), &clock_);
+    ASSERT_TRUE(orch_->Recover().ok());
+    WorkerInfo w;
+    w.name = "fake";
+    w.device = "cpu";
+    auto reg = orch_->RegisterWorker(w);
+    ASSERT_TRUE(reg.ok());
+    worker_ = reg->id;
+  }
+  void Close() {
+    orch_.reset();
+    sched_.reset();
+    artifacts_.reset();
+    store_.reset();
+  }
+
+  std::string Config(int rounds, int k, int variants) {
+    json v = json::array();
+    for (int i = 0; i < variants; ++i) v.push_back({{"name", "v" + std::to_string(i)}, {"seed", i + 1}});
+    json c = {{"name", "t"},
+              {"base_checkpoint", (dir_ / "base").string()},
+              {"rounds", rounds},
+              {"reward_model", {{"variants", v}, {"held_out_fraction", 0.2}}},
+              {"sft", {{"variants", v}}},
+              {"dpo", {{"variants", v}}},
+              {"rejection_sampling", {{"k", k}, {"prompts_per_task", 3}}},
+              {"annotation", {{"comparisons_per_round", 4}, {"min_answers", 4}}}};
+    return c.dump();
+  }
+
+  std::string MakeRun(int rounds, int k, int variants, int prompts) {
+    auto run = orch_->CreateRun(Config(rounds, k, variants));
+    EXPECT_TRUE(run.ok()) << run.status().ToString();
+    std::vector<stores::Prompt> ps;
+    for (int i = 0; i < prompts; ++i) {
+      stores::Prompt p;
+      p.id = "p" + std::to_string(i);
+      p.messages = {{"user", "question " + std::to_string(i)}};
+      p.split = i % 5 == 4 ? "eval" : "train";
+      ps.push_back(p);
+    }
+    EXPECT_TRUE(orch_->AddPrompts(run->id, ps).ok());
+    return run->id;
+  }
+
+  // A fake worker's answer to one task.
+  json FakeResult(const Task& t) {
+    json spec = json::parse(t.spec);
+    if (t.kind == "generate") {
+      json rs = json::array();
+      for (const auto& p : spec["prompts"]) {
+        std::string id = p["id"];
+        rs.push_back({{"prompt_id", id}, {"a", "A says " + id}, {"b", "B says " + id}});
+      }
+      return {{"responses", rs}};
+    }
+    if (t.kind == "rejection_sample") {
+      json ss = json::array();
+      for (const auto& p : spec["prompts"]) {
+        for (int i = 0; i < spec["k"].get<int>(); ++i) {
+          ss.push_back({{"prompt_id", p["id"]}, {"idx", i}, {"tokens", {1, 2, i}},
+                        {"text", "answer " + std::to_string(i)}, {"logprob", -1.5},
+                        {"rm_score", (i * 7) % 5}, {"seed", 100 + i}});
+        }
+      }
+      return {{"samples", ss}, {"metrics", {{"tokens", 3}}}};
+    }
+    if (t.kind == "eval") return {{"metrics", {{"accuracy_greedy", 0.5}}}};
+    // Training and averaging: write a checkpoint directory.
+    fs::create_directories(spec["out"].get<std::string>());
+    std::ofstream(spec["out"].get<std::string>() + "/model.safetensors") << t.kind << t.id;
+    return {{"checkpoint", {{"sha256", "00"}, {"size_bytes", 10}}}, {"metrics", {{"loss", 0.25}}}};
+  }
+
+  // Works until nothing is leasable; answers pending annotation requests.
+  // Returns the number of tasks completed. `limit` stops early (for crashes).
+  int Work(const std::string& run, int limit = 1 << 30) {
+    int done = 0;
+    for (int spin = 0; spin < 10000 && done < limit; ++spin) {
+      EXPECT_TRUE(orch_->Tick().ok());
+      auto lease = orch_->Lease(worker_, 0);
+      EXPECT_TRUE(lease.ok()) << lease.status().ToString();
+      if (lease.ok() && lease->has_value()) {
+        const Task& t = **lease;
+        kinds_.push_back(t.stage + ":" + t.kind);
+        auto c = orch_->Complete(t.lease_id, FakeResult(t).dump());
+        EXPECT_TRUE(c.ok()) << c.status().ToString();
+        ++done;
+        continue;
+      }
+      int answered = AnswerAll(run);
+      if (answered == 0) {
+        auto p = orch_->Progress(run);
+        if (!p.ok() || p->run.state != "running") break;
+      }
+    }
+    return done;
+  }
+
+  int AnswerAll(const std::string& run) {
+    auto page = store_->ListAnnotationRequests(run, "pending", {});
+    if (!page.ok()) return 0;
+    int n = 0;
+    for (const auto& q : page->items) {
+      Answer a;
+      a.choice = "a";
+      a.strength = "better";
+      a.annotator = "sim";
+      EXPECT_TRUE(orch_->AnswerRequest(run, q.id, a).ok());
+      ++n;
+    }
+    return n;
+  }
+
+  struct Counts {
+    int samples = 0, selected = 0, pairs = 0, checkpoints = 0, requests = 0;
+    bool operator==(const Counts&) const = default;
+  };
+  Counts Count(const std::string& run) {
+    Counts c;
+    EXPECT_TRUE(store_->ForEachSample(run, std::nullopt, [&](const stores::Sample& s) {
+      ++c.samples;
+      c.selected += s.selected;
+      return true;
+    }).ok());
+    EXPECT_TRUE(store_->ForEachPair(run, std::nullopt, [&](const stores::Pair&) {
+      ++c.pairs;
+      return true;
+    }).ok());
+    EXPECT_TRUE(store_->ForEachCheckpoint(run, [&](const stores::Checkpoint&) {
+      ++c.checkpoints;
+      return true;
+    }).ok());
+    auto rq = store_->ListAnnotationRequests(run, "", {});
+    c.requests = rq.ok() ? static_cast<int>(rq->items.size()) : -1;
+    return c;
+  }
+
+  fs::path dir_;
+  FakeClock clock_;
+  RandomIdSource ids_{7};
+  std::unique_ptr<stores::Store> store_;
+  std::unique_ptr<stores::ArtifactStore> artifacts_;
+  std::unique_ptr<Scheduler> sched_;
+  std::unique_ptr<Orchestrator> orch_;
+  std::string worker_;
+  std::vector<std::string> kinds_;
+};
+
+TEST_F(OrchestratorTest, TwoRoundsRunInStageOrder) {
+  const int kPrompts = 10, kK = 3;  // 8 train prompts, 2 eval
+  std::string run = MakeRun(2, kK, 2, kPrompts);
+  ASSERT_TRUE(orch_->StartRun(run).ok());
+  Work(run);
+  auto p = orch_->Progress(run);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->run.state, "succeeded") << p->run.error;
+
+  // Stage order within each round, as the tasks were leased.
+  std::vector<std::string> want_round = {
+      "collect:generate", "collect:generate",  // 4 prompts, 3 per task
+      "rm:train_rm",      "rm:train_rm",      "rm:average",
+      "rejection_sampling:rejection_sample", "rejection_sampling:rejection_sample",
+      "rejection_sampling:rejection_sample",  // 8 prompts, 3 per task
+      "sft:train_sft",    "sft:train_sft",    "sft:average",
+      "dpo:train_dpo",    "dpo:train_dpo",    "dpo:average",
+      "eval:eval"};
+  std::vector<std::string> want = want_round;
+  want.insert(want.end(), want_round.begin(), want_round.end());
+  EXPECT_EQ(kinds_, want);
+
+  Counts c = Count(run);
+  EXPECT_EQ(c.samples, 2 * 8 * kK);     // samples per prompt = K, every round
+  EXPECT_EQ(c.selected, 2 * 8);         // one best-of-K per prompt and round
+  EXPECT_EQ(c.requests, 2 * 4);
+  EXPECT_EQ(c.pairs, 2 * 4);
+  // base + one averaged checkpoint per training stage per round; variants deleted.
+  EXPECT_EQ(c.checkpoints, 1 + 2 * 3);
+
+  for (uint32_t r = 1; r <= 2; ++r) {
+    auto round = store_->GetRound(run, r);
+    ASSERT_TRUE(round.ok());
+    EXPECT_EQ(round->state, "succeeded");
+    for (const auto& st : round->stages) EXPECT_EQ(st.state, "succeeded") << st.stage;
+    json m = json::parse(round->metrics_json);
+    EXPECT_TRUE(m["rejection_sampling"].contains("best_of_k_rm_score"));
+    EXPECT_GE(m["rejection_sampling"]["best_of_k_rm_score"].get<double>(),
+              m["rejection_sampling"]["random_rm_score"].get<double>());
+    EXPECT_EQ(m["eval"]["accuracy_greedy"], 0.5);
+  }
+  // Lineage: the SFT set of round 2 holds the selected samples of rounds 1 and 2.
+  int sft2 = 0;
+  ASSERT_TRUE(store_->ForEachSftSample(run, 2, [&](const stores::Sample& s) {
+    EXPECT_TRUE(s.selected);
+    ++sft2;
+    return true;
+  }).ok());
+  EXPECT_EQ(sft2, 16);
+}
+
+TEST_F(OrchestratorTest, RestartMidStageGivesTheSameCounts) {
+  std::string uninterrupted = MakeRun(2, 3, 2, 10);
+  ASSERT_TRUE(orch_->StartRun(uninterrupted).ok());
+  Work(uninterrupted);
+  Counts want = Count(uninterrupted);
+
+  std::string run = MakeRun(2, 3, 2, 10);
+  ASSERT_TRUE(orch_->StartRun(run).ok());
+  for (int crash = 0; crash < 4; ++crash) {
+    Work(run, 4);
+    // Lease a task and "crash" while it is in flight.
+    ASSERT_TRUE(orch_->Tick().ok());
+    auto held = orch_->Lease(worker_, 0);
+    ASSERT_TRUE(held.ok());
+    Close();
+    Open();  // restart: a new worker registers; the old lease will expire
+    clock_.Advance(120'000);
+  }
+  Work(run);
+  auto p = orch_->Progress(run);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->run.state, "succeeded") << p->run.error;
+  EXPECT_EQ(Count(run), want);
+}
+
+TEST_F(OrchestratorTest, BadResultIsRefusedAndChangesNothing) {
+  std::string run = MakeRun(1, 2, 1, 5);
+  ASSERT_TRUE(orch_->StartRun(run).ok());
+  ASSERT_TRUE(orch_->Tick().ok());
+  auto lease = orch_->Lease(worker_, 0);
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  auto bad = orch_->Complete((*lease)->lease_id, R"({"responses": [{"prompt_id": "nope", "a": "x", "b": "y"}]})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("unknown prompt_id 'nope'"), std::string::npos);
+  EXPECT_FALSE(orch_->Complete((*lease)->lease_id, "[1,2]").ok());
+  EXPECT_EQ(sched_->Get((*lease)->id)->state, TaskState::kLeased);
+  EXPECT_EQ(Count(run).requests, 0);
+}
+
+TEST_F(OrchestratorTest, FailedStageFailsTheRunAndCanBeRetried) {
+  std::string run = MakeRun(1, 2, 1, 5);
+  ASSERT_TRUE(orch_->StartRun(run).ok());
+  ASSERT_TRUE(orch_->Tick().ok());
+  auto lease = orch_->Lease(worker_, 0);
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  ASSERT_TRUE(orch_->Fail((*lease)->lease_id, "CUDA out of memory", false).ok());
+  ASSERT_TRUE(orch_->Tick().ok());
+  auto p = orch_->Progress(run);
+  EXPECT_EQ(p->run.state, "failed");
+  EXPECT_NE(p->run.error.find("CUDA out of memory"), std::string::npos);
+  EXPECT_FALSE(orch_->RetryStage(run, 1, "rm").ok());  // not the failed one
+  ASSERT_TRUE(orch_->RetryStage(run, 1, "collect").ok());
+  Work(run);
+  EXPECT_EQ(orch_->Progress(run)->run.state, "succeeded");
+}
+
+TEST_F(OrchestratorTest, PauseStopsLeasingAndCancelEndsTheRun) {
+  std::string run = MakeRun(1, 2, 1, 5);
+  ASSERT_TRUE(orch_->StartRun(run).ok());
+  ASSERT_TRUE(orch_->Tick().ok());
+  ASSERT_TRUE(orch_->PauseRun(run).ok());
+  auto none = orch_->Lease(worker_, 0);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  EXPECT_FALSE(orch_->PauseRun(run).ok());  // already paused
+  ASSERT_TRUE(orch_->ResumeRun(run).ok());
+  auto some = orch_->Lease(worker_, 0);
+  ASSERT_TRUE(some.ok());
+  EXPECT_TRUE(some->has_value());
+  ASSERT_TRUE(orch_->CancelRun(run).ok());
+  EXPECT_EQ(orch_->Progress(run)->run.state, "cancelled");
+  auto hb = orch_->Heartbeat((*some)->lease_id, "");
+  ASSERT_TRUE(hb.ok());
+  EXPECT_TRUE(hb->cancel);
+}
+
+TEST(ImpliedPairs, EditedChosenRejectedGivesThreePairs) {
+  stores::Annotation a;
+  a.id = "x";
+  a.responses = {"chosen", "rejected"};
+  a.edited = "edited";
+  a.strength = "better";
+  auto ps = ImpliedPairs(a);
+  ASSERT_EQ(ps.size(), 3u);
+  EXPECT_EQ(ps[0].chosen, "edited");
+  EXPECT_EQ(ps[0].rejected, "chosen");
+  EXPECT_EQ(ps[1].chosen, "edited");
+  EXPECT_EQ(ps[1].rejected, "rejected");
+  EXPECT_EQ(ps[2].chosen, "chosen");
+  EXPECT_EQ(ps[2].rejected, "rejected");
+  a.responses = {"same", "same"};
+  a.edited.reset();
+  EXPECT_TRUE(ImpliedPairs(a).empty());
+}
+
+}  // namespace
+}  // namespace herd::daemon
