@@ -1,0 +1,61 @@
+#pragma once
+// Byte-level tokenizer for herd's tiny models: ids 0..255 are the raw bytes,
+// 256..263 the Llama 3 special tokens (fixed ids, see docs/chat-format.md).
+// No merges, so any byte string round-trips exactly. It is saved as an HF
+// tokenizer.json (BPE over the ByteLevel alphabet with no merges) that
+// transformers' PreTrainedTokenizerFast loads with identical ids.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace herd::model {
+
+inline constexpr int32_t kBeginOfText = 256;        // <|begin_of_text|>
+inline constexpr int32_t kEndOfText = 257;          // <|end_of_text|>
+inline constexpr int32_t kStartHeaderId = 258;      // <|start_header_id|>
+inline constexpr int32_t kEndHeaderId = 259;        // <|end_header_id|>
+inline constexpr int32_t kEotId = 260;              // <|eot_id|>: end of turn
+inline constexpr int32_t kEomId = 261;              // <|eom_id|>: end of message (tool call)
+inline constexpr int32_t kPythonTag = 262;          // <|python_tag|>
+inline constexpr int32_t kFinetuneRightPadId = 263; // <|finetune_right_pad_id|>
+inline constexpr int32_t kByteVocabSize = 264;      // 256 bytes + 8 specials
+
+class ByteTokenizer {
+ public:
+  static constexpr int32_t vocab_size() { return kByteVocabSize; }
+
+  // "<|eot_id|>" for a special id, nullptr for a byte or an invalid id.
+  static const char* SpecialText(int32_t id);
+  static std::optional<int32_t> SpecialId(std::string_view text);
+
+  // Appends one id per byte. With parse_special, the exact text of a
+  // special token (e.g. "<|eot_id|>") becomes its id; otherwise it is
+  // plain bytes, so user text can never inject a control token.
+  static void EncodeAppend(std::string_view text, std::vector<int32_t>* out,
+                           bool parse_special = false);
+  static std::vector<int32_t> Encode(std::string_view text, bool parse_special = false);
+
+  // The bytes the ids stand for (specials as their text unless
+  // skip_special). An id outside [0, vocab_size) is InvalidArgument naming
+  // its position.
+  static Result<std::string> DecodeBytes(const std::vector<int32_t>& ids,
+                                         bool skip_special = false);
+  // As DecodeBytes, then made valid UTF-8: each maximal invalid subsequence
+  // becomes U+FFFD, as Python's errors="replace" and HF's decoder do.
+  static Result<std::string> Decode(const std::vector<int32_t>& ids, bool skip_special = false);
+
+  // HF tokenizer files (see docs/chat-format.md). The chat template in
+  // tokenizer_config.json renders exactly what FormatChat (chat_format.h)
+  // produces. eos_token is <|eot_id|> (chat models end their turn with it).
+  static std::string TokenizerJson();
+  static std::string TokenizerConfigJson();
+};
+
+// Replaces each maximal invalid UTF-8 subsequence of bytes with U+FFFD.
+std::string SanitizeUtf8(std::string_view bytes);
+
+}  // namespace herd::model
