@@ -2,12 +2,17 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
+
+#include "workers/model/tokenizer.h"
 
 namespace herd::model {
 namespace {
@@ -269,6 +274,47 @@ TEST_F(CheckpointTest, LoadErrorsNameFileAndTensorAndLeaveBuffersAlone) {
   expect(b.views, file + ": tensor 'lm_head.weight': data_offsets");
   fs::remove(file);
   expect(b.views, "neither model.safetensors nor");
+}
+
+// Re-saves the HF fixture through SaveCheckpoint in the forms the workers
+// write (F32 sharded with the tokenizer; BF16; a reward model), reloads each
+// here, and, with HERD_EXPORT_DIR set, leaves them there for
+// tests/reference/check_checkpoint.py to load in transformers.
+TEST_F(CheckpointTest, ResavesTheFixtureInEveryForm) {
+  auto c = LoadCheckpointConfig(kFixtureDir);
+  ASSERT_TRUE(c.ok());
+  Params p = MakeParams(*c, 20);
+  ASSERT_TRUE(LoadCheckpointInto(kFixtureDir, p.views).ok());
+  const char* env = std::getenv("HERD_EXPORT_DIR");
+  const fs::path out = env != nullptr ? fs::path(env) : root_;
+
+  SaveOptions sharded;
+  sharded.overwrite = true;
+  sharded.max_shard_bytes = 100000;
+  sharded.tokenizer_json = ByteTokenizer::TokenizerJson();
+  sharded.tokenizer_config_json = ByteTokenizer::TokenizerConfigJson();
+  ASSERT_TRUE(SaveCheckpoint((out / "f32_sharded").string(), *c, p.views, DType::kF32, sharded).ok());
+  SaveOptions plain;
+  plain.overwrite = true;
+  ASSERT_TRUE(SaveCheckpoint((out / "bf16").string(), *c, p.views, DType::kBF16, plain).ok());
+
+  Params back = MakeParams(*c, 21);
+  ASSERT_TRUE(LoadCheckpointInto((out / "f32_sharded").string(), back.views).ok());
+  EXPECT_EQ(back.buffer, p.buffer);
+
+  // Reward model: the backbone plus a (1, d) score head, no lm_head.
+  LlamaConfig rm = *c;
+  rm.is_reward_model = true;
+  Params r = MakeParams(rm, 22);
+  for (ParamView& v : r.views) {
+    for (const ParamView& src : p.views) {
+      if (src.name == v.name) std::copy(src.data, src.data + src.numel(), v.data);
+    }
+  }
+  ASSERT_TRUE(SaveCheckpoint((out / "reward").string(), rm, r.views, DType::kF32, plain).ok());
+  auto rc = LoadCheckpointConfig((out / "reward").string());
+  ASSERT_TRUE(rc.ok()) << rc.status().ToString();
+  EXPECT_TRUE(rc->is_reward_model);
 }
 
 }  // namespace
