@@ -34,7 +34,10 @@ void PagedAttentionForward(float* out, int64_t ldo, const float* q, int64_t ldq,
   const int64_t lo = n_items * part / parts;
   const int64_t hi = n_items * (part + 1) / parts;
 
-  float scores[kMaxPagedBlockSize];
+  constexpr int64_t kChunk = 32;
+  float scores[kChunk];
+  const float* kptr[kChunk];
+  const float* vptr[kChunk];
   float run_max[kMaxPagedGroup];
   float run_sum[kMaxPagedGroup];
 
@@ -50,29 +53,35 @@ void PagedAttentionForward(float* out, int64_t ldo, const float* q, int64_t ldq,
       run_sum[h] = 0.0f;
       for (int64_t d = 0; d < hd; ++d) oi[h * hd + d] = 0.0f;
     }
-    const int64_t n_blocks = (len + bs - 1) / bs;
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const int64_t rows = (b == n_blocks - 1) ? len - b * bs : bs;
-      const float* kb = kv.k + static_cast<int64_t>(table[b]) * blk_stride + g * hd;
-      const float* vb = kv.v + static_cast<int64_t>(table[b]) * blk_stride + g * hd;
+    // Positions in fixed chunks of kChunk, whatever the block size, so the
+    // online-softmax rescaling points (and hence the bits) depend on the
+    // position only: block size is a memory layout, not a numerics choice.
+    for (int64_t c0 = 0; c0 < len; c0 += kChunk) {
+      const int64_t rows = len - c0 < kChunk ? len - c0 : kChunk;
+      for (int64_t t = 0; t < rows; ++t) {
+        const int64_t p = c0 + t;
+        const int64_t off = static_cast<int64_t>(table[p / bs]) * blk_stride + (p % bs) * tok_stride + g * hd;
+        kptr[t] = kv.k + off;
+        vptr[t] = kv.v + off;
+      }
       for (int64_t h = 0; h < group; ++h) {
         const float* qh = qi + h * hd;
         float* __restrict oh = oi + h * hd;
         float bmax = run_max[h];
         for (int64_t t = 0; t < rows; ++t) {
-          scores[t] = Dot(qh, kb + t * tok_stride, hd) * scale;
+          scores[t] = Dot(qh, kptr[t], hd) * scale;
           bmax = scores[t] > bmax ? scores[t] : bmax;
         }
         // Rescale what was accumulated under the old max (exp(-inf) = 0 on
-        // the first block, where the accumulator is still zero).
+        // the first chunk, where the accumulator is still zero).
         const float corr = std::exp(run_max[h] - bmax);
         float sum = run_sum[h] * corr;
         for (int64_t d = 0; d < hd; ++d) oh[d] *= corr;
         for (int64_t t = 0; t < rows; ++t) {
-          const float p = std::exp(scores[t] - bmax);
-          sum += p;
-          const float* __restrict vt = vb + t * tok_stride;
-          for (int64_t d = 0; d < hd; ++d) oh[d] += p * vt[d];
+          const float pr = std::exp(scores[t] - bmax);
+          sum += pr;
+          const float* __restrict vt = vptr[t];
+          for (int64_t d = 0; d < hd; ++d) oh[d] += pr * vt[d];
         }
         run_max[h] = bmax;
         run_sum[h] = sum;

@@ -14,10 +14,11 @@
 //                   sequence; its table has ceil(kv_len / block_size) ids
 //                   and the last block holds kv_len - (that-1)*block_size.
 //
-// Numerics: each (query, head) is reduced on its own, block by block in
-// position order with an online softmax (running max and sum), so its result
-// is bit-identical whatever the batch, its position in the batch, or the
-// split of work across threads (batch invariance).
+// Numerics: each (query, head) is reduced on its own, in position order, in
+// fixed chunks of 32 positions with an online softmax (running max and sum),
+// so its result is bit-identical whatever the batch, its position in the
+// batch, the split of work across threads, or the block size (batch
+// invariance).
 #include <cstdint>
 
 namespace herd::kernels::cpu {
