@@ -32,19 +32,16 @@ void AttentionKeyStart(int32_t* key_start, const int32_t* seg, const int32_t* pa
 
 namespace {
 
-// Key window [k0, k1) of queries [i0, i1) of one row; k1 <= k0 when every
-// query of the block is padding.
-inline void BlockWindow(const int32_t* ks, int64_t i0, int64_t i1, int64_t T, int64_t* k0,
-                        int64_t* k1) {
-  int64_t lo = T, hi = 0;
-  for (int64_t i = i0; i < i1; ++i) {
-    if (ks[i] < T) {
-      lo = std::min<int64_t>(lo, ks[i]);
-      hi = i + 1;
-    }
-  }
-  *k0 = lo;
-  *k1 = hi;
+// Query blocks: maximal runs of queries of one row with the same key start,
+// at most kAttnQueryBlock long. Every query of a block then has the same
+// window start k0 = key_start, and the window ends after the block's last
+// query. A segment therefore gets the same blocks, windows and sgemm shapes
+// whether it is packed with others or runs alone, so packing changes its
+// results only through segments it may see (its parent).
+inline int64_t BlockEnd(const int32_t* ks, int64_t i0, int64_t T) {
+  int64_t i1 = i0 + 1;
+  while (i1 < T && i1 - i0 < kAttnQueryBlock && ks[i1] == ks[i0]) ++i1;
+  return i1;
 }
 
 }  // namespace
@@ -58,11 +55,10 @@ void AttentionForward(float* out, float* probs, const float* q, const float* k, 
     const int32_t* s = seg + b * T;
     const int32_t* p = par + b * T;
     const int32_t* ks = key_start + b * T;
-    for (int64_t i0 = 0; i0 < T; i0 += kAttnQueryBlock) {
-      const int64_t i1 = std::min(T, i0 + kAttnQueryBlock);
+    for (int64_t i0 = 0, i1 = 0; i0 < T; i0 = i1) {
+      i1 = BlockEnd(ks, i0, T);
       const int64_t rows = i1 - i0;
-      int64_t k0, k1;
-      BlockWindow(ks, i0, i1, T, &k0, &k1);
+      const int64_t k0 = ks[i0], k1 = i1;  // k0 == T: a block of padding queries
       if (k1 <= k0) {
         for (int64_t h = 0; h < d.H; ++h)
           for (int64_t i = i0; i < i1; ++i)
@@ -81,10 +77,6 @@ void AttentionForward(float* out, float* probs, const float* q, const float* k, 
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t i = i0 + r;
           float* __restrict pr = P + r * T;
-          if (ks[i] >= T) {  // padding query
-            std::memset(pr, 0, sizeof(float) * kw);
-            continue;
-          }
           const int32_t si = s[i], pi = p[i];
           float mx = -std::numeric_limits<float>::infinity();
           for (int64_t j = 0; j < kw; ++j) {
@@ -120,11 +112,10 @@ void AttentionBackward(float* dq, float* dk, float* dv, float* scratch, const fl
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int64_t b = 0; b < d.B; ++b) {
     const int32_t* ks = key_start + b * T;
-    for (int64_t i0 = 0; i0 < T; i0 += kAttnQueryBlock) {
-      const int64_t i1 = std::min(T, i0 + kAttnQueryBlock);
+    for (int64_t i0 = 0, i1 = 0; i0 < T; i0 = i1) {
+      i1 = BlockEnd(ks, i0, T);
       const int64_t rows = i1 - i0;
-      int64_t k0, k1;
-      BlockWindow(ks, i0, i1, T, &k0, &k1);
+      const int64_t k0 = ks[i0], k1 = i1;  // k0 == T: a block of padding queries
       if (k1 <= k0) continue;
       const int64_t kw = k1 - k0;
       for (int64_t h = 0; h < d.H; ++h) {

@@ -13,10 +13,12 @@
 // the key window each query block uses is written (see AttentionKeyStart);
 // the backward pass reads exactly the same windows.
 //
-// Work: per (row, head) and block of kAttnQueryBlock queries, one sgemm
-// S = scale * Q K^T over the block's key window [k0, k1), masking, softmax,
-// and one sgemm O = P V. k0 is the first key any query of the block may see,
-// k1 one past the last query, so causal rows cost about half of T*T.
+// Work: queries of a row are cut into blocks, maximal runs of at most
+// kAttnQueryBlock queries that share their first visible key k0 (so blocks
+// never straddle segments). Per (block, head): one sgemm S = scale * Q K^T
+// over the key window [k0, last query + 1), masking (only the parent/own
+// segment rule inside the window), softmax, and one sgemm O = P V. Causal
+// rows cost about half of T*T, packed segments only their own windows.
 #include <cstdint>
 
 namespace herd::kernels::cpu {
