@@ -103,6 +103,12 @@ Result<int64_t> Generator::Submit(GenerationRequest r) {
   return id;
 }
 
+void Generator::ClearQueued() {
+  pending_.clear();
+  results_.clear();
+  requests_.clear();
+}
+
 Status Generator::Admit(const Unit& u) {
   const auto& r = requests_[static_cast<size_t>(u.request)];
   const int64_t P = static_cast<int64_t>(r.prompt.size());

@@ -76,6 +76,11 @@ class Generator {
   // (request, idx). Afterwards the pool is full again and nothing is reserved.
   Result<std::vector<GeneratedSample>> Run();
 
+  // Requests submitted and not yet returned by Run().
+  int64_t queued() const { return static_cast<int64_t>(requests_.size()); }
+  // Forgets every queued request (none may be running: between Run calls).
+  void ClearQueued();
+
   // Blocks the admission rule reserves for a request (docs/generate.md).
   int64_t BlocksNeeded(int64_t prompt_len, int32_t num_samples, int32_t max_new_tokens) const;
 
