@@ -1,0 +1,157 @@
+#pragma once
+// One training loop for SFT, reward-model and DPO training. The objective
+// owns its examples and its packed batch, and supplies the loss and the
+// gradient at the model's head; the trainer owns the order of the data, the
+// optimizer, the schedule, evaluation, checkpoints and progress reports.
+//
+// Step:  objective.Pack(cursor) → model.Forward → objective.LossAndBackward
+//        (head gradient + model backward) → clip → AdamW(lr(step)).
+// Data:  each epoch the objective's examples are put in a seeded order
+//        (seed, epoch); a step packs up to batch_rows rows of seq_len from
+//        the cursor. The data position is (epoch, cursor).
+// State: a training checkpoint is <checkpoint_dir>/step-<N>/ holding the
+//        model as an HF checkpoint, optimizer.safetensors (AdamW moments,
+//        named "<tensor>.exp_avg" / "<tensor>.exp_avg_sq") and
+//        trainer_state.json (step, epoch, cursor, seed, optimizer step),
+//        written last so a directory without it is incomplete and ignored.
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "workers/model/llama.h"
+#include "workers/train/adamw.h"
+#include "workers/train/dpo.h"
+#include "workers/train/lr_schedule.h"
+#include "workers/train/reward.h"
+#include "workers/train/row_packing.h"
+
+namespace herd::train {
+
+// Up to 8 named scalars, without allocation.
+struct Metrics {
+  struct Entry {
+    const char* name = "";
+    double value = 0;
+  };
+  std::array<Entry, 8> entries{};
+  int count = 0;
+  void Set(const char* name, double v);
+  double Get(const char* name, double fallback = 0) const;
+};
+
+// What one batch produced: its metrics (means over the batch) and the
+// weight (tokens or pairs) the trainer uses to average metrics across
+// batches in evaluation.
+struct BatchResult {
+  Metrics metrics;   // always includes "loss"
+  double weight = 0;
+  int64_t tokens = 0;  // non-padding tokens in the batch (for tokens/s)
+};
+
+class Objective {
+ public:
+  virtual ~Objective() = default;
+  virtual const char* name() const = 0;  // "sft" | "rm" | "dpo"
+  virtual int64_t size() const = 0;      // examples
+  // Puts the examples in the order for `epoch` from the original order
+  // (seeded, reproducible on resume).
+  virtual void Order(uint64_t seed, int64_t epoch) = 0;
+  // Packs examples [cursor, ...) into the objective's batch; returns how
+  // many were consumed (> 0 unless cursor == size()).
+  virtual Result<int64_t> Pack(int64_t cursor, int64_t B, int64_t T) = 0;
+  // Whether the last packed batch has anything to train on.
+  virtual bool HasLoss() const = 0;
+  virtual const model::PackedBatch& batch() const = 0;
+  // After a Forward of batch(): loss and metrics; with backward, writes the
+  // head gradient and runs the model's backward (grads +=).
+  virtual Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward) = 0;
+};
+
+// SFT on tokenized conversations (row_packing.h SftExample).
+std::unique_ptr<Objective> MakeSftObjective(std::vector<SftExample> examples,
+                                            SftPackOptions pack = {});
+// Reward model on ranked samples; the model must be a reward model
+// (scalar head). Metrics: loss, accuracy, margin, pairs.
+std::unique_ptr<Objective> MakeRewardObjective(std::vector<RankedSample> samples,
+                                               RewardOptions opts = {});
+// DPO on pairs with reference log-probs looked up per pair id. Metrics:
+// loss, dpo_loss, nll, reward_accuracy, chosen_reward, rejected_reward,
+// margin. ReferenceForDpo fills the table with the frozen reference.
+std::unique_ptr<Objective> MakeDpoObjective(std::vector<DpoSample> samples, DpoOptions opts,
+                                            std::shared_ptr<const ReferenceLogProbs> ref);
+
+// Runs the reference model once over the samples (in their given order,
+// B rows of T per batch) and returns the table DPO trains against.
+Result<std::shared_ptr<ReferenceLogProbs>> ReferenceForDpo(model::LlamaModel& ref_model,
+                                                           const std::vector<DpoSample>& samples,
+                                                           const DpoOptions& opts, int64_t B,
+                                                           int64_t T, std::string model_hash);
+
+struct TrainerOptions {
+  int64_t steps = 100;          // optimizer steps. Default: 100
+  int64_t batch_rows = 4;       // B. Default: 4
+  int64_t seq_len = 256;        // T. Default: 256
+  LrScheduleOptions lr;         // Default: see lr_schedule.h; total_steps is set to `steps`
+  AdamWOptions adamw;           // Default: see adamw.h
+  double grad_clip = 1.0;       // global-norm clip; 0 = off. Default: 1.0
+  uint64_t seed = 0;            // data order. Default: 0
+  int64_t eval_every = 0;       // steps between evaluations; 0 = only at the end. Default: 0
+  int64_t save_every = 0;       // steps between training checkpoints; 0 = none. Default: 0
+  std::string checkpoint_dir;   // where step-<N>/ go. Default: "" (no checkpoints)
+};
+
+struct Progress {
+  int64_t step = 0;         // optimizer steps done
+  int64_t total_steps = 0;
+  int64_t epoch = 0;
+  double lr = 0;
+  double grad_norm = 0;     // before clipping
+  double tokens_per_s = 0;  // this step's non-padding tokens / its wall time
+  bool is_eval = false;     // metrics are an evaluation over the eval set
+  Metrics metrics;
+};
+// Return false to stop training (cancellation); Run then returns Aborted.
+using ProgressFn = std::function<bool(const Progress&)>;
+
+class Trainer {
+ public:
+  // eval may be null. The model's max_batch/max_seq must cover
+  // batch_rows/seq_len. Errors name the option.
+  static Result<std::unique_ptr<Trainer>> Create(model::LlamaModel* model, Objective* train,
+                                                 Objective* eval, TrainerOptions opts);
+
+  // Trains until opts.steps (from the current step, so after Resume it
+  // continues), evaluating and saving as configured; a final evaluation
+  // runs at the end when there is an eval set.
+  Status Run(const ProgressFn& progress = {});
+  // Forward-only pass over the eval objective: weighted means of metrics.
+  Result<Metrics> Evaluate();
+
+  Status SaveState(const std::string& dir);
+  // Restores model, optimizer and data position from a SaveState dir.
+  Status LoadState(const std::string& dir);
+  // The newest complete step-<N> under checkpoint_dir, if any; NotFound otherwise.
+  Result<std::string> LatestCheckpoint() const;
+
+  int64_t step() const { return step_; }
+  int64_t epoch() const { return epoch_; }
+  int64_t cursor() const { return cursor_; }
+  AdamW& optimizer() { return *adamw_; }
+
+ private:
+  Trainer(model::LlamaModel* m, Objective* t, Objective* e, TrainerOptions o, LrSchedule lr);
+  Result<BatchResult> NextTrainBatch();
+
+  model::LlamaModel* model_;
+  Objective* train_;
+  Objective* eval_;
+  TrainerOptions opts_;
+  LrSchedule lr_;
+  std::unique_ptr<AdamW> adamw_;
+  int64_t step_ = 0, epoch_ = 0, cursor_ = 0;
+};
+
+}  // namespace herd::train
