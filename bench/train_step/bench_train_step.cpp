@@ -1,0 +1,187 @@
+// Training-step throughput of the CPU engine: forward + cross-entropy +
+// backward + grad clip + AdamW on full rows (one causal segment per row),
+// for a tiny and a small Llama config. Prints tokens/s, achieved GFLOP/s and
+// the OpenBLAS sgemm rate measured in this process at the model's own matmul
+// shapes, with the ratio, and peak RSS. Figures only; nothing passes or fails.
+//
+// FLOPs per trained token (forward + backward = 3x forward):
+//   6 * N_mm + 6 * L * T * H*hd
+// N_mm = matmul parameters: L * (d*(H+2Hkv)*hd + H*hd*d + 3*d*f) + V*d (LM
+// head; the embedding lookup does no FLOPs). The attention term counts
+// causal QK^T and PV (T/2 keys per query on average, 2 FLOPs per MAC).
+//
+// Usage: bench_train_step [tiny|small|all] [steps]   (default: all, 3 steps)
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "workers/model/llama.h"
+#include "workers/train/adamw.h"
+#include "workers/train/grad_clip.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+struct BenchConfig {
+  const char* name;
+  herd::model::LlamaConfig c;
+  int64_t B, T;
+};
+
+BenchConfig Tiny() {
+  herd::model::LlamaConfig c;
+  c.hidden_size = 128;
+  c.intermediate_size = 384;
+  c.num_hidden_layers = 4;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.vocab_size = 512;
+  c.rope_theta = 500000.0f;
+  return {"tiny (d128 L4 H4 Hkv2 f384 V512, 8x128)", c, 8, 128};
+}
+
+BenchConfig Small() {
+  herd::model::LlamaConfig c;
+  c.hidden_size = 512;
+  c.intermediate_size = 1536;
+  c.num_hidden_layers = 8;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 4;
+  c.vocab_size = 32000;
+  c.rope_theta = 500000.0f;
+  return {"small (d512 L8 H8 Hkv4 f1536 V32000, 8x256)", c, 8, 256};
+}
+
+struct Shape {
+  int64_t M, N, K;
+  bool ta, tb;
+};
+
+// sgemm GFLOP/s over the model's linear-layer matmuls (forward, dX, dW of
+// every projection and the LM head), each weighted by how often a step runs it.
+double SgemmRateAtModelShapes(const herd::model::LlamaConfig& c, int64_t tokens) {
+  const int64_t d = c.hidden_size, f = c.intermediate_size, V = c.vocab_size;
+  const int64_t hd = c.hidden_size / c.num_attention_heads;
+  const int64_t qd = c.num_attention_heads * hd, qkv = (c.num_attention_heads + 2 * c.num_key_value_heads) * hd;
+  struct Lin {
+    int64_t out, in, times;
+  };
+  const Lin lins[] = {{qkv, d, c.num_hidden_layers}, {d, qd, c.num_hidden_layers},
+                      {2 * f, d, c.num_hidden_layers}, {d, f, c.num_hidden_layers}, {V, d, 1}};
+  double flops = 0, secs = 0;
+  for (const Lin& l : lins) {
+    const Shape shapes[] = {{tokens, l.out, l.in, false, true},    // Y = X W^T
+                            {tokens, l.in, l.out, false, false},   // dX = dY W
+                            {l.out, l.in, tokens, true, false}};   // dW = dY^T X
+    for (const Shape& s : shapes) {
+      std::vector<float> A(s.M * s.K), Bm(s.K * s.N), C(s.M * s.N);
+      std::mt19937 rng(1);
+      std::uniform_real_distribution<float> u(-1, 1);
+      for (auto& x : A) x = u(rng);
+      for (auto& x : Bm) x = u(rng);
+      herd::kernels::cpu::Sgemm(s.ta, s.tb, s.M, s.N, s.K, 1.0f, A.data(), Bm.data(), 0.0f, C.data());
+      const int reps = 3;
+      auto t0 = Clock::now();
+      for (int r = 0; r < reps; ++r)
+        herd::kernels::cpu::Sgemm(s.ta, s.tb, s.M, s.N, s.K, 1.0f, A.data(), Bm.data(), 0.0f, C.data());
+      const double dt = Seconds(t0, Clock::now()) / reps;
+      flops += 2.0 * s.M * s.N * s.K * l.times;
+      secs += dt * l.times;
+    }
+  }
+  return flops / secs / 1e9;
+}
+
+long PeakRssMiB() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024;
+}
+
+void Run(const BenchConfig& bc, int steps) {
+  using herd::model::LlamaModel;
+  auto mr = LlamaModel::Create(bc.c, bc.B, bc.T);
+  if (!mr.ok()) {
+    std::printf("%s: %s\n", bc.name, mr.status().ToString().c_str());
+    return;
+  }
+  LlamaModel& m = **mr;
+  m.InitRandom(1);
+  const auto& c = m.config();
+  herd::model::PackedBatch b;
+  b.Resize(bc.B, bc.T);
+  std::mt19937 rng(2);
+  for (int64_t i = 0; i < b.size(); ++i) {
+    b.tokens[i] = static_cast<int32_t>(rng() % c.vocab_size);
+    b.positions[i] = static_cast<int32_t>(i % bc.T);
+    b.segments[i] = 0;
+    b.targets[i] = static_cast<int32_t>(rng() % c.vocab_size);
+    b.loss_weights[i] = 1.0f;
+  }
+  herd::train::AdamW opt(m.num_params(), herd::train::AdamWOptions{}, m.layout().NoDecayRanges());
+  const int64_t N = b.size();
+  double t_fwd = 0, t_loss = 0, t_bwd = 0, t_opt = 0;
+  for (int s = -1; s < steps; ++s) {  // step -1 warms up
+    auto t0 = Clock::now();
+    m.ZeroGrad();
+    if (!m.Forward(b).ok()) return;
+    auto t1 = Clock::now();
+    herd::kernels::cpu::SoftmaxCrossEntropyInPlace(m.logits(), nullptr, b.targets.data(),
+                                                   b.loss_weights.data(), N, c.vocab_size,
+                                                   1.0f / static_cast<float>(N));
+    auto t2 = Clock::now();
+    if (!m.Backward(m.logits()).ok()) return;
+    auto t3 = Clock::now();
+    herd::train::ClipGradNorm(m.grads(), m.num_params(), 1.0);
+    opt.Step(m.params(), m.grads(), 1e-4f);
+    auto t4 = Clock::now();
+    if (s >= 0) {
+      t_fwd += Seconds(t0, t1);
+      t_loss += Seconds(t1, t2);
+      t_bwd += Seconds(t2, t3);
+      t_opt += Seconds(t3, t4);
+    }
+  }
+  const double step = (t_fwd + t_loss + t_bwd + t_opt) / steps;
+  const int64_t L = c.num_hidden_layers, d = c.hidden_size, f = c.intermediate_size;
+  const int64_t qd = c.q_dim(), qkv = qd + 2 * c.kv_dim();
+  const double n_mm = static_cast<double>(L) * (d * qkv + qd * d + 3 * d * f) +
+                      static_cast<double>(c.vocab_size) * d;
+  const double flop_per_token = 6.0 * n_mm + 6.0 * L * bc.T * qd;
+  const double gflops = flop_per_token * N / step / 1e9;
+  const double sgemm = SgemmRateAtModelShapes(c, N);
+  std::printf("%s\n", bc.name);
+  std::printf("  params %.2fM (matmul %.2fM), FLOP/token = 6*N_mm + 6*L*T*H*hd = %.3g\n",
+              m.num_params() / 1e6, n_mm / 1e6, flop_per_token);
+  std::printf("  step %.1f ms  (fwd %.1f, loss %.1f, bwd %.1f, clip+adamw %.1f) over %d steps\n",
+              step * 1e3, t_fwd / steps * 1e3, t_loss / steps * 1e3, t_bwd / steps * 1e3,
+              t_opt / steps * 1e3, steps);
+  std::printf("  %.0f tokens/s, %.1f GFLOP/s; sgemm at model shapes %.1f GFLOP/s; ratio %.2f\n",
+              N / step, gflops, sgemm, gflops / sgemm);
+  std::printf("  peak RSS so far %ld MiB\n", PeakRssMiB());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string which = argc > 1 ? argv[1] : "all";
+  const int steps = argc > 2 ? std::max(1, std::atoi(argv[2])) : 3;
+  const char* th = std::getenv("OPENBLAS_NUM_THREADS");
+  std::printf("bench_train_step: OpenBLAS threads %d (OPENBLAS_NUM_THREADS=%s)\n",
+              herd::kernels::cpu::SetBlasThreads(0), th ? th : "unset");
+  if (which == "tiny" || which == "all") Run(Tiny(), steps * 5);
+  if (which == "small" || which == "all") Run(Small(), steps);
+  return 0;
+}
