@@ -1,0 +1,65 @@
+// The daemon's state as Prometheus gauges, refreshed at every scrape.
+#include <map>
+#include <set>
+
+#include "api/metrics/registry.h"
+#include "api/routes/daemon_routes.h"
+#include "daemon/orchestrator.h"
+#include "stores/store.h"
+
+namespace herd::api {
+
+void AddDaemonMetrics(metrics::Registry* reg, daemon::Orchestrator* orch, stores::Store* store) {
+  auto& tasks = reg->AddGauge("herd_tasks", "Tasks by kind and state", {"kind", "state"});
+  auto& workers = reg->AddGauge("herd_workers", "Registered workers by state", {"state"});
+  auto& round = reg->AddGauge("herd_run_round", "Current round of each active run", {"run"});
+  auto& progress = reg->AddGauge("herd_stage_progress_ratio",
+                                 "Finished share of the current stage's tasks", {"run", "stage"});
+  auto& live = reg->AddGauge("herd_rocksdb_live_data_bytes", "RocksDB estimated live data size");
+  auto& pending = reg->AddGauge("herd_rocksdb_pending_compaction_bytes",
+                                "RocksDB estimated bytes pending compaction");
+  auto& disk = reg->AddGauge("herd_run_disk_bytes", "Artifact bytes held by each run", {"run"});
+  auto seen = std::make_shared<std::set<std::pair<std::string, std::string>>>();
+  auto runs_seen = std::make_shared<std::set<std::string>>();
+  reg->AddCollectHook([=, &tasks, &workers, &round, &progress, &live, &pending, &disk] {
+    // Every (kind, state) seen once stays exported, at 0 when empty.
+    for (const auto& ks : *seen) tasks.WithLabels({ks.first, ks.second}).Set(0);
+    for (const auto& [ks, n] : orch->scheduler()->Counts().by_kind_state) {
+      seen->insert(ks);
+      tasks.WithLabels({ks.first, ks.second}).Set(static_cast<double>(n));
+    }
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    int active = 0, stale = 0;
+    for (const auto& w : orch->Workers()) (now - w.last_seen_ms < 60'000 ? active : stale)++;
+    workers.WithLabels({"active"}).Set(active);
+    workers.WithLabels({"stale"}).Set(stale);
+    stores::PageRequest req;
+    req.page_size = 1000;
+    auto page = store->ListRuns(req);
+    if (page.ok()) {
+      for (const auto& r : page->items) {
+        // Run ids are few and long-lived (unlike sample or prompt ids).
+        if (r.state != "running" && r.state != "paused" && !runs_seen->count(r.id)) continue;
+        runs_seen->insert(r.id);
+        round.WithLabels({r.id}).Set(r.current_round);
+        auto p = orch->Progress(r.id);
+        if (p.ok()) {
+          disk.WithLabels({r.id}).Set(static_cast<double>(p->disk_bytes));
+          if (p->round) {
+            for (const auto& st : p->round->stages) {
+              double ratio = st.state == "succeeded" ? 1.0
+                             : st.tasks_total ? static_cast<double>(st.tasks_done) / st.tasks_total
+                                              : 0.0;
+              progress.WithLabels({r.id, st.stage}).Set(ratio);
+            }
+          }
+        }
+      }
+    }
+    live.WithLabels({}).Set(static_cast<double>(store->LiveDataBytes()));
+    pending.WithLabels({}).Set(static_cast<double>(store->PendingCompactionBytes()));
+  });
+}
+
+}  // namespace herd::api
