@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "workers/train/losses.h"
@@ -170,6 +172,52 @@ Status ReferenceLogProbs::AddBatch(const DpoBatch& batch, const float* logits, i
   HERD_RETURN_IF_ERROR(SequenceLogProbs(batch, logits, V, opts, ws, &lp));
   for (size_t p = 0; p < lp.size(); ++p) Put(batch.pair_ids[p], lp[p]);
   return Status::Ok();
+}
+
+Status ReferenceLogProbs::Save(const std::string& path) const {
+  nlohmann::json j;
+  j["format"] = "herd.dpo_reference.v1";
+  j["model_hash"] = model_hash_;
+  j["mask_formatting"] = mask_formatting_;
+  nlohmann::json pairs = nlohmann::json::object();
+  for (const auto& [id, lp] : table_) pairs[id] = {lp.chosen, lp.rejected};
+  j["pairs"] = std::move(pairs);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << j.dump() << "\n";
+    if (!f) return Status::IoError(tmp + ": write failed");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return Status::IoError(path + ": rename failed");
+  return Status::Ok();
+}
+
+Result<ReferenceLogProbs> ReferenceLogProbs::Load(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return Status::NotFound(path + ": cannot open");
+  nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Status::DataLoss(path + ": not valid JSON");
+  if (!j.contains("format") || j["format"] != "herd.dpo_reference.v1") {
+    return Status::DataLoss(path + ": field 'format' is not herd.dpo_reference.v1");
+  }
+  if (!j.contains("model_hash") || !j["model_hash"].is_string()) {
+    return Status::DataLoss(path + ": field 'model_hash' missing or not a string");
+  }
+  if (!j.contains("mask_formatting") || !j["mask_formatting"].is_boolean()) {
+    return Status::DataLoss(path + ": field 'mask_formatting' missing or not a boolean");
+  }
+  if (!j.contains("pairs") || !j["pairs"].is_object()) {
+    return Status::DataLoss(path + ": field 'pairs' missing or not an object");
+  }
+  ReferenceLogProbs t(j["model_hash"].get<std::string>(), j["mask_formatting"].get<bool>());
+  for (auto it = j["pairs"].begin(); it != j["pairs"].end(); ++it) {
+    const auto& v = it.value();
+    if (!v.is_array() || v.size() != 2 || !v[0].is_number() || !v[1].is_number()) {
+      return Status::DataLoss(path + ": pairs['" + it.key() + "'] is not [chosen, rejected]");
+    }
+    t.Put(it.key(), {v[0].get<double>(), v[1].get<double>()});
+  }
+  return t;
 }
 
 }  // namespace herd::train

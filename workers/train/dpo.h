@@ -101,6 +101,13 @@ class ReferenceLogProbs {
   Status AddBatch(const DpoBatch& batch, const float* logits, int64_t V, const DpoOptions& opts,
                   DpoWorkspace* ws);
 
+  // A JSON file {"format": "herd.dpo_reference.v1", "model_hash",
+  // "mask_formatting", "pairs": {pair_id: [chosen, rejected]}}; doubles are
+  // written with 17 significant digits, so Load(Save(t)) == t exactly.
+  Status Save(const std::string& path) const;
+  // DataLoss naming the file and field for a malformed file.
+  static Result<ReferenceLogProbs> Load(const std::string& path);
+
  private:
   std::string model_hash_;
   bool mask_formatting_;
