@@ -1,12 +1,69 @@
 // herdd: the herd daemon. Composition root: wires stores/, daemon/ and api/.
 #include <CLI/CLI.hpp>
+#include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
-#include <cstdio>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
 #include <string>
+#include <thread>
 
+#include "api/metrics/registry.h"
+#include "api/routes/daemon_routes.h"
+#include "api/server/auth.h"
+#include "api/server/builtin_routes.h"
+#include "api/server/server.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "daemon/local_workers.h"
+#include "daemon/orchestrator.h"
+#include "daemon/scheduler.h"
+#include "stores/artifacts.h"
+#include "stores/store.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<int> g_signal{0};
+void OnSignal(int sig) { g_signal = sig; }
+
+// The herd-worker next to this binary (install layout) or in the build tree.
+std::string FindWorkerBinary(const char* argv0) {
+  std::error_code ec;
+  fs::path self = fs::canonical("/proc/self/exe", ec);
+  if (ec) self = fs::absolute(argv0);
+  for (fs::path p : {self.parent_path() / "herd-worker", self.parent_path() / ".." / "workers" / "herd-worker"}) {
+    if (fs::exists(p)) return fs::canonical(p).string();
+  }
+  return "herd-worker";
+}
+
+bool SplitHostPort(const std::string& s, std::string* host, uint16_t* port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos) return false;
+  *host = s.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  try {
+    int p = std::stoi(s.substr(colon + 1));
+    if (p < 0 || p > 65535) return false;
+    *port = static_cast<uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return !host->empty();
+}
+
+int Fatal(const std::string& what) {
+  spdlog::error("{}", what);
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"herdd: runs the Llama 3 post-training loop as a service"};
@@ -15,17 +72,134 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:8080";
   int local_workers = 0;
   std::string auth_file;
+  std::string local_worker_token_file;
+  std::string worker_binary;
   std::string log_level = "info";
+  int http_threads = 0;
+  int64_t lease_ttl_ms = 15000;
+  int drain_s = 20;
+  std::vector<std::string> worker_args;
   app.add_option("--data-dir", data_dir, "RocksDB and artifact directory")->required();
   app.add_option("--listen", listen, "HOST:PORT to serve the REST API on; port 0 picks one")
       ->capture_default_str();
   app.add_option("--local-workers", local_workers, "herd-worker processes to spawn on loopback")
+      ->capture_default_str()->check(CLI::Range(0, 64));
+  app.add_option("--auth-file", auth_file, "bearer tokens and roles (JSONL); required off loopback");
+  app.add_option("--local-worker-token-file", local_worker_token_file,
+                 "token file the local workers use when --auth-file is set");
+  app.add_option("--worker-binary", worker_binary, "herd-worker to spawn. Default: next to herdd");
+  app.add_option("--worker-arg", worker_args, "extra argument for every local worker (repeatable)");
+  app.add_option("--http-threads", http_threads,
+                 "server threads. Default: 4 + 2 per local worker (long polls hold a thread)");
+  app.add_option("--lease-ttl-ms", lease_ttl_ms, "lease expiry without heartbeat")->capture_default_str();
+  app.add_option("--drain-seconds", drain_s, "SIGTERM: how long requests in flight may take")
       ->capture_default_str();
-  app.add_option("--auth-file", auth_file, "bearer tokens and roles; required off loopback");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  herd::InitLogging("herdd", log_level);
-  spdlog::error("herdd {}: the daemon is not built yet (see the daemon issue)", herd::kVersion);
-  return 2;
+  try {
+    herd::InitLogging("herdd", log_level);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "herdd: %s\n", e.what());
+    return 2;
+  }
+  std::string host;
+  uint16_t port = 0;
+  if (!SplitHostPort(listen, &host, &port)) return Fatal("--listen: expected HOST:PORT, got '" + listen + "'");
+  if (auto s = herd::api::CheckListenAllowed(host, !auth_file.empty()); !s.ok()) {
+    return Fatal("--listen: " + s.message());
+  }
+  std::unique_ptr<herd::api::Authenticator> auth;
+  if (!auth_file.empty()) {
+    auto a = herd::api::Authenticator::LoadFile(auth_file);
+    if (!a.ok()) return Fatal("--auth-file: " + a.status().message());
+    auth = std::make_unique<herd::api::Authenticator>(std::move(a).value());
+    if (local_workers > 0 && local_worker_token_file.empty()) {
+      return Fatal("--local-workers with --auth-file needs --local-worker-token-file");
+    }
+  }
+
+  std::error_code ec;
+  fs::create_directories(data_dir, ec);
+  if (ec) return Fatal("--data-dir: cannot create '" + data_dir + "': " + ec.message());
+  data_dir = fs::canonical(data_dir).string();
+
+  herd::stores::StoreOptions so;
+  so.data_dir = data_dir;
+  auto store = herd::stores::Store::Open(so);
+  if (!store.ok()) return Fatal("opening the store in " + data_dir + ": " + store.status().ToString());
+  herd::stores::ArtifactStore artifacts(data_dir + "/artifacts");
+
+  herd::daemon::SystemClock clock;
+  herd::daemon::RandomIdSource ids;
+  herd::daemon::SchedulerOptions sched_opts;
+  sched_opts.lease_ttl_ms = lease_ttl_ms;
+  herd::daemon::Scheduler scheduler(&clock, &ids, sched_opts);
+  herd::daemon::Orchestrator orch(store->get(), &artifacts, &scheduler, &clock);
+  if (auto s = orch.Recover(); !s.ok()) return Fatal("recovering tasks: " + s.ToString());
+
+  herd::metrics::Registry registry;
+  herd::api::Router router;
+  std::atomic<bool> draining{false};
+  auto ready = [&]() -> herd::Status {
+    if (draining) return herd::Status::Unavailable("draining");
+    return herd::Status::Ok();
+  };
+  if (auto s = herd::api::AddBuiltinRoutes(router, &registry, ready); !s.ok()) return Fatal(s.ToString());
+  if (auto s = herd::api::AddDaemonRoutes(router, &orch, store->get(), &registry); !s.ok()) {
+    return Fatal(s.ToString());
+  }
+  herd::api::AddDaemonMetrics(&registry, &orch, store->get());
+
+  herd::api::ServerOptions sopts;
+  sopts.host = host;
+  sopts.port = port;
+  sopts.threads = http_threads > 0 ? http_threads : 4 + 2 * local_workers;
+  herd::api::Server server(sopts, std::move(router), auth.get(), &registry);
+  if (auto s = server.Start(); !s.ok()) return Fatal("--listen " + listen + ": " + s.ToString());
+  const std::string bound = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                            std::to_string(server.port());
+  {
+    // Written atomically: a reader sees the old file or the whole new one.
+    std::string tmp = data_dir + "/herdd.addr.tmp";
+    std::ofstream(tmp) << bound << "\n";
+    fs::rename(tmp, data_dir + "/herdd.addr", ec);
+  }
+  spdlog::info("herdd {} serving on http://{} data_dir={} schema={}", herd::kVersion, bound, data_dir,
+               store.value()->schema_version());
+
+  orch.StartBackground(500);
+
+  std::unique_ptr<herd::daemon::LocalWorkers> workers;
+  if (local_workers > 0) {
+    herd::daemon::LocalWorkersOptions lw;
+    lw.binary = worker_binary.empty() ? FindWorkerBinary(argv[0]) : worker_binary;
+    lw.daemon_url = "http://" + bound;
+    lw.token_file = local_worker_token_file;
+    lw.count = local_workers;
+    lw.log_dir = data_dir + "/logs";
+    lw.extra_args = worker_args;
+    fs::create_directories(lw.log_dir, ec);
+    workers = std::make_unique<herd::daemon::LocalWorkers>(lw);
+    workers->Start();
+  }
+
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+
+  // Drain: stop leasing (long polls return empty), let local workers stop
+  // (their tasks in flight are requeued when their leases lapse after a
+  // restart), finish requests in flight, exit 0.
+  spdlog::info("signal {}: draining", g_signal.load());
+  draining = true;
+  scheduler.Shutdown();
+  if (workers) workers->Stop();
+  orch.StopBackground();
+  server.Stop(std::chrono::seconds(drain_s));
+  spdlog::info("herdd stopped");
+  return 0;
 }

@@ -52,6 +52,7 @@ Status AddRunRoutes(Router& r, const RouteCtx& c) {
   RouteOptions annotator{Role::kAnnotator};
 
   HERD_RETURN_IF_ERROR(r.Add("POST", "/v1/runs", [orch](const Request& req) {
+    if (auto j = ParseJson(req.body); !j.ok()) return Problem(j.status());  // names the byte
     auto run = orch->CreateRun(req.body);
     if (!run.ok()) return Problem(run.status());
     return JsonResponse(201, {{"run", RunJson(*run)}});
