@@ -4,18 +4,71 @@
 #include <cmath>
 #include <string>
 
+#include "kernels/cpu/fast_exp.h"
+
 namespace herd::train {
 namespace {
 
-// Row max and log Σ exp(x − max) + max, the exp-sum accumulated in float64
-// so that a vocabulary of 128K terms adds no visible rounding; the exps
-// themselves stay float (each within 1 ulp), which is what fp32 logits carry.
-inline float RowLogSumExp(const float* x, int64_t V) {
+using kernels::cpu::FastExp;
+
+// Reductions over a row in kLanes independent partial results, so GCC
+// vectorises them without -ffast-math (a single accumulator is a serial
+// dependency it must keep in order).
+constexpr int64_t kLanes = 16;
+// The exp-sum is taken in blocks: fp32 lanes within a block of kBlock
+// elements (kBlock / kLanes = 64 terms per lane), blocks added in float64,
+// so a 128K vocabulary adds no visible rounding.
+constexpr int64_t kBlock = 1024;
+
+inline float RowMax(const float* x, int64_t V) {
+  float lane[kLanes];
+  for (int64_t l = 0; l < kLanes; ++l) lane[l] = x[0];
+  int64_t v = 0;
+  for (; v + kLanes <= V; v += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) lane[l] = lane[l] > x[v + l] ? lane[l] : x[v + l];
+  }
   float m = x[0];
-  for (int64_t v = 1; v < V; ++v) m = std::max(m, x[v]);
-  double s = 0;
-  for (int64_t v = 0; v < V; ++v) s += std::exp(x[v] - m);  // float exp, float64 sum
-  return m + static_cast<float>(std::log(s));
+  for (int64_t l = 0; l < kLanes; ++l) m = std::max(m, lane[l]);
+  for (; v < V; ++v) m = std::max(m, x[v]);
+  return m;
+}
+
+// Σ_v exp(x[v] − m); with out, also writes each exp(x[v] − m) to out[v]
+// (out may be x).
+inline double RowSumExp(const float* x, int64_t V, float m, float* out) {
+  double total = 0;
+  for (int64_t b = 0; b < V; b += kBlock) {
+    const int64_t e = std::min(V, b + kBlock);
+    float lane[kLanes] = {};
+    int64_t v = b;
+    if (out) {
+      for (; v + kLanes <= e; v += kLanes) {
+        for (int64_t l = 0; l < kLanes; ++l) {
+          const float y = FastExp(x[v + l] - m);
+          out[v + l] = y;
+          lane[l] += y;
+        }
+      }
+      for (; v < e; ++v) {
+        out[v] = FastExp(x[v] - m);
+        lane[0] += out[v];
+      }
+    } else {
+      for (; v + kLanes <= e; v += kLanes) {
+        for (int64_t l = 0; l < kLanes; ++l) lane[l] += FastExp(x[v + l] - m);
+      }
+      for (; v < e; ++v) lane[0] += FastExp(x[v] - m);
+    }
+    double s = 0;
+    for (int64_t l = 0; l < kLanes; ++l) s += lane[l];
+    total += s;
+  }
+  return total;
+}
+
+inline float RowLogSumExp(const float* x, int64_t V) {
+  const float m = RowMax(x, V);
+  return m + static_cast<float>(std::log(RowSumExp(x, V, m, nullptr)));
 }
 
 }  // namespace
@@ -64,7 +117,7 @@ void TokenLogProbsBackward(const float* logits, int64_t N, int64_t V,
     }
     // ∂logp/∂x_v = 1[v == t] − p_v; row and drow may be the same memory.
     const float l = lse[i];
-    for (int64_t v = 0; v < V; ++v) drow[v] = -g * std::exp(row[v] - l);
+    for (int64_t v = 0; v < V; ++v) drow[v] = -g * FastExp(row[v] - l);
     drow[t] += g;
   }
 }
@@ -93,12 +146,18 @@ Result<CrossEntropyStats> CrossEntropy(const float* logits, int64_t N, int64_t V
       if (drow) std::fill(drow, drow + V, 0.0f);
       continue;
     }
-    const float l = RowLogSumExp(row, V);
-    loss += static_cast<double>(w) * (static_cast<double>(l) - row[t]);
+    // One exp pass: exp(x − max) goes straight into the gradient row and is
+    // scaled once the sum is known. row[t] is read before drow may overwrite it.
+    const float xt = row[t];
+    const float m = RowMax(row, V);
+    const double sum = RowSumExp(row, V, m, drow);
+    const double lse = static_cast<double>(m) + std::log(sum);
+    loss += static_cast<double>(w) * (lse - xt);
     ++st.tokens;
     if (drow) {
       const float scale = static_cast<float>(w / norm);
-      for (int64_t v = 0; v < V; ++v) drow[v] = scale * std::exp(row[v] - l);
+      const auto f = static_cast<float>(w / norm / sum);
+      for (int64_t v = 0; v < V; ++v) drow[v] *= f;
       drow[t] -= scale;
     }
   }
