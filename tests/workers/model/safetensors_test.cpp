@@ -251,7 +251,9 @@ TEST_F(SafetensorsTest, EveryTruncationAndHeaderByteFlipFailsCleanly) {
     WriteBytes(p, good.substr(0, len));
     auto r = SafetensorsFile::Open(p);
     EXPECT_FALSE(r.ok()) << "a file cut to " << len << " of " << good.size() << " bytes opened";
-    if (!r.ok()) EXPECT_TRUE(r.status().IsDataLoss()) << r.status().ToString();
+    if (!r.ok()) {
+      EXPECT_TRUE(r.status().IsDataLoss()) << r.status().ToString();
+    }
   }
   // Flipping header bytes must give an error or a valid file, never a crash;
   // reading every tensor of whatever opens must stay in bounds.
