@@ -1,5 +1,7 @@
 #include "kernels/cpu/paged_attention.h"
 
+#include "kernels/cpu/fast_exp.h"
+
 #include <cmath>
 #include <limits>
 
@@ -74,11 +76,11 @@ void PagedAttentionForward(float* out, int64_t ldo, const float* q, int64_t ldq,
         }
         // Rescale what was accumulated under the old max (exp(-inf) = 0 on
         // the first chunk, where the accumulator is still zero).
-        const float corr = std::exp(run_max[h] - bmax);
+        const float corr = FastExp(run_max[h] - bmax);
         float sum = run_sum[h] * corr;
         for (int64_t d = 0; d < hd; ++d) oh[d] *= corr;
         for (int64_t t = 0; t < rows; ++t) {
-          const float pr = std::exp(scores[t] - bmax);
+          const float pr = FastExp(scores[t] - bmax);
           sum += pr;
           const float* __restrict vt = vptr[t];
           for (int64_t d = 0; d < hd; ++d) oh[d] += pr * vt[d];

@@ -6,50 +6,22 @@
 #include <unordered_map>
 
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
 #include "workers/generate/invariant_linear.h"
 
 namespace herd::generate {
 namespace {
-
-// out(n, C) = w * x / sqrt(mean(x^2) + eps), per row in index order (HF
-// LlamaRMSNorm); rows never interact, so batching cannot change a row.
-void RmsNormRows(float* out, const float* x, const float* w, int64_t n, int64_t C, float eps) {
-  for (int64_t r = 0; r < n; ++r) {
-    const float* __restrict xr = x + r * C;
-    float* __restrict yr = out + r * C;
-    float ss = 0.0f;
-    for (int64_t c = 0; c < C; ++c) ss += xr[c] * xr[c];
-    const float rs = 1.0f / std::sqrt(ss / static_cast<float>(C) + eps);
-    for (int64_t c = 0; c < C; ++c) yr[c] = w[c] * (xr[c] * rs);
-  }
-}
-
-// rotate_half RoPE on n rows of `heads` head vectors (row stride ld):
-// (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin); cos/sin (n, hd/2).
-void RopeRows(float* x, int64_t n, int64_t heads, int64_t hd, int64_t ld, const float* cos,
-              const float* sin) {
-  const int64_t half = hd / 2;
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t h = 0; h < heads; ++h) {
-      float* v = x + r * ld + h * hd;
-      const float* c = cos + r * half;
-      const float* s = sin + r * half;
-      for (int64_t i = 0; i < half; ++i) {
-        const float a = v[i], b = v[i + half];
-        v[i] = a * c[i] - b * s[i];
-        v[i + half] = b * c[i] + a * s[i];
-      }
-    }
-}
-
-void AddInPlace(float* x, const float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
-}
-
-// g = silu(g) * u, elementwise.
-void SwiGlu(float* g, const float* u, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-}
+// The per-row ops are the training engine's (kernels/cpu): each row is
+// computed on its own, so they are batch-invariant as they stand.
+using kernels::cpu::AddInPlace;
+using kernels::cpu::EmbeddingForward;
+using kernels::cpu::RmsNormForward;
+using kernels::cpu::RopeForward;
+using kernels::cpu::SwiGluForward;
 
 Status CheckTokens(const int32_t* t, int64_t n, int64_t V, const char* what) {
   for (int64_t i = 0; i < n; ++i)
@@ -118,26 +90,18 @@ Result<PagedLlama> PagedLlama::Create(const model::LlamaConfig& config,
   m.lm_head_ = c.tie_word_embeddings ? m.embed_ : get("lm_head.weight", {V, d});
   HERD_RETURN_IF_ERROR(err);
 
-  // inv_freq[k] = theta^(-2k/hd), then HF's llama3 rescaling by wavelength.
-  const int64_t half = c.head_dim / 2;
-  m.inv_freq_.resize(static_cast<size_t>(half));
-  for (int64_t k = 0; k < half; ++k) {
-    double fr = 1.0 / std::pow(static_cast<double>(c.rope_theta),
-                               static_cast<double>(2 * k) / static_cast<double>(c.head_dim));
-    if (c.rope_scaling) {
-      const auto& s = *c.rope_scaling;
-      const double old = static_cast<double>(s.original_max_position_embeddings);
-      const double low_wl = old / s.low_freq_factor, high_wl = old / s.high_freq_factor;
-      const double wl = 2.0 * M_PI / fr;
-      if (wl > low_wl) {
-        fr = fr / s.factor;
-      } else if (wl >= high_wl) {
-        const double sm = (old / wl - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
-        fr = (1.0 - sm) * fr / s.factor + sm * fr;
-      }
-    }
-    m.inv_freq_[static_cast<size_t>(k)] = fr;
+  // inv_freq (hd/2) with HF's llama3 rescaling, as the training engine does.
+  m.inv_freq_.resize(static_cast<size_t>(c.head_dim / 2));
+  kernels::cpu::Llama3RopeScaling sc;
+  if (c.rope_scaling) {
+    sc.factor = c.rope_scaling->factor;
+    sc.low_freq_factor = c.rope_scaling->low_freq_factor;
+    sc.high_freq_factor = c.rope_scaling->high_freq_factor;
+    sc.original_max_position_embeddings =
+        static_cast<double>(c.rope_scaling->original_max_position_embeddings);
   }
+  kernels::cpu::RopeInvFreq(m.inv_freq_.data(), c.head_dim, static_cast<double>(c.rope_theta),
+                            c.rope_scaling ? &sc : nullptr);
   return m;
 }
 
@@ -162,8 +126,8 @@ void PagedLlama::EnsureRows(ForwardWorkspace& ws, int64_t rows) const {
   ws.k.resize(r * kvd);
   ws.v.resize(r * kvd);
   ws.att.resize(r * qd);
-  ws.g.resize(r * f);
-  ws.u.resize(r * f);
+  ws.g.resize(r * 2 * f);   // gate | up
+  ws.u.resize(r * f);       // silu(gate) * up
   ws.cos.resize(r * static_cast<size_t>(cfg_.head_dim / 2));
   ws.sin.resize(r * static_cast<size_t>(cfg_.head_dim / 2));
   ws.rstd.resize(r);
@@ -178,15 +142,8 @@ void PagedLlama::PrepareWorkspace(ForwardWorkspace& ws, int64_t max_batch) const
 }
 
 void PagedLlama::RopeTables(ForwardWorkspace& ws, const int32_t* positions, int64_t n) const {
-  const int64_t half = cfg_.head_dim / 2;
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t k = 0; k < half; ++k) {
-      // Angle in float64, as HF computes pos * inv_freq before cos/sin in fp32
-      // only up to rounding; well inside the 1e-5 parity budget.
-      const double a = static_cast<double>(positions[r]) * inv_freq_[static_cast<size_t>(k)];
-      ws.cos[static_cast<size_t>(r * half + k)] = static_cast<float>(std::cos(a));
-      ws.sin[static_cast<size_t>(r * half + k)] = static_cast<float>(std::sin(a));
-    }
+  kernels::cpu::RopeTables(ws.cos.data(), ws.sin.data(), positions, n, inv_freq_.data(),
+                           cfg_.head_dim / 2);
 }
 
 Status PagedLlama::Prefill(const int32_t* tokens, int64_t P, const SeqBlocks& seq, KvCache& cache,
@@ -203,8 +160,7 @@ Status PagedLlama::Prefill(const int32_t* tokens, int64_t P, const SeqBlocks& se
 
   float *x = ws.x.data(), *h = ws.h.data(), *q = ws.q.data(), *k = ws.k.data(), *v = ws.v.data(),
         *att = ws.att.data(), *g = ws.g.data(), *u = ws.u.data();
-  for (int64_t t = 0; t < P; ++t)
-    std::memcpy(x + t * d, embed_ + static_cast<int64_t>(tokens[t]) * d, sizeof(float) * d);
+  EmbeddingForward(x, tokens, embed_, P, d);
   for (int64_t t = 0; t < P; ++t) {
     ws.table_begin[static_cast<size_t>(t)] = 0;   // every query reads the one table
     ws.kv_len[static_cast<size_t>(t)] = static_cast<int32_t>(t + 1);  // causal
@@ -225,12 +181,12 @@ Status PagedLlama::Prefill(const int32_t* tokens, int64_t P, const SeqBlocks& se
   using kernels::cpu::Sgemm;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& L = layers_[l];
-    RmsNormRows(h, x, L.attn_norm, P, d, cfg_.rms_norm_eps);
+    RmsNormForward(h, ws.rstd.data(), x, L.attn_norm, P, d, cfg_.rms_norm_eps);
     Sgemm(false, true, P, qd, d, 1.0f, h, L.wq, 0.0f, q);    // (P, H*hd)
     Sgemm(false, true, P, kvd, d, 1.0f, h, L.wk, 0.0f, k);   // (P, Hkv*hd)
     Sgemm(false, true, P, kvd, d, 1.0f, h, L.wv, 0.0f, v);   // (P, Hkv*hd)
-    RopeRows(q, P, H, hd, qd, ws.cos.data(), ws.sin.data());
-    RopeRows(k, P, Hkv, hd, kvd, ws.cos.data(), ws.sin.data());
+    RopeForward(q, P, H, hd, qd, ws.cos.data(), ws.sin.data());
+    RopeForward(k, P, Hkv, hd, kvd, ws.cos.data(), ws.sin.data());
     float* kp = cache.k(static_cast<int64_t>(l));
     float* vp = cache.v(static_cast<int64_t>(l));
     for (int64_t t = 0; t < P; ++t) {
@@ -245,15 +201,16 @@ Status PagedLlama::Prefill(const int32_t* tokens, int64_t P, const SeqBlocks& se
     pool.Run(attn);
     Sgemm(false, true, P, d, qd, 1.0f, att, L.wo, 0.0f, h);  // (P, d)
     AddInPlace(x, h, P * d);
-    RmsNormRows(h, x, L.mlp_norm, P, d, cfg_.rms_norm_eps);
-    Sgemm(false, true, P, f, d, 1.0f, h, L.wg, 0.0f, g);     // (P, f)
-    Sgemm(false, true, P, f, d, 1.0f, h, L.wu, 0.0f, u);     // (P, f)
-    SwiGlu(g, u, P * f);
-    Sgemm(false, true, P, d, f, 1.0f, g, L.wd, 0.0f, h);     // (P, d)
+    RmsNormForward(h, ws.rstd.data(), x, L.mlp_norm, P, d, cfg_.rms_norm_eps);
+    // gu (P, 2f) = [gate | up] per row, then u (P, f) = silu(gate) * up.
+    kernels::cpu::SgemmStrided(false, true, P, f, d, 1.0f, h, d, L.wg, d, 0.0f, g, 2 * f);
+    kernels::cpu::SgemmStrided(false, true, P, f, d, 1.0f, h, d, L.wu, d, 0.0f, g + f, 2 * f);
+    SwiGluForward(u, g, P, f);
+    Sgemm(false, true, P, d, f, 1.0f, u, L.wd, 0.0f, h);     // (P, d)
     AddInPlace(x, h, P * d);
   }
   // Logits of the last token only: final norm, then the head (V, d).
-  RmsNormRows(h, x + (P - 1) * d, final_norm_, 1, d, cfg_.rms_norm_eps);
+  RmsNormForward(h, ws.rstd.data(), x + (P - 1) * d, final_norm_, 1, d, cfg_.rms_norm_eps);
   auto head = [&](int part, int parts) {
     InvariantLinear(last_logits, V, h, d, lm_head_, 1, d, V, part, parts);
   };
@@ -272,22 +229,21 @@ Status PagedLlama::Decode(const DecodeBatch& b, KvCache& cache, float* logits,
   HERD_RETURN_IF_ERROR(CheckTokens(b.tokens, B, V, "decode token"));
   float *x = ws.x.data(), *h = ws.h.data(), *q = ws.q.data(), *k = ws.k.data(), *v = ws.v.data(),
         *att = ws.att.data(), *g = ws.g.data(), *u = ws.u.data();
-  for (int64_t r = 0; r < B; ++r)
-    std::memcpy(x + r * d, embed_ + static_cast<int64_t>(b.tokens[r]) * d, sizeof(float) * d);
+  EmbeddingForward(x, b.tokens, embed_, B, d);
   RopeTables(ws, b.positions, B);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& L = layers_[l];
-    RmsNormRows(h, x, L.attn_norm, B, d, cfg_.rms_norm_eps);
+    RmsNormForward(h, ws.rstd.data(), x, L.attn_norm, B, d, cfg_.rms_norm_eps);
     auto qkv = [&](int part, int parts) {
       InvariantLinear(q, qd, h, d, L.wq, B, d, qd, part, parts);    // (B, H*hd)
       InvariantLinear(k, kvd, h, d, L.wk, B, d, kvd, part, parts);  // (B, Hkv*hd)
       InvariantLinear(v, kvd, h, d, L.wv, B, d, kvd, part, parts);  // (B, Hkv*hd)
     };
     pool.Run(qkv);
-    RopeRows(q, B, H, hd, qd, ws.cos.data(), ws.sin.data());
-    RopeRows(k, B, Hkv, hd, kvd, ws.cos.data(), ws.sin.data());
+    RopeForward(q, B, H, hd, qd, ws.cos.data(), ws.sin.data());
+    RopeForward(k, B, Hkv, hd, kvd, ws.cos.data(), ws.sin.data());
     float* kp = cache.k(static_cast<int64_t>(l));
     float* vp = cache.v(static_cast<int64_t>(l));
     for (int64_t r = 0; r < B; ++r) {
@@ -305,20 +261,20 @@ Status PagedLlama::Decode(const DecodeBatch& b, KvCache& cache, float* logits,
     };
     pool.Run(oproj);
     AddInPlace(x, h, B * d);
-    RmsNormRows(h, x, L.mlp_norm, B, d, cfg_.rms_norm_eps);
+    RmsNormForward(h, ws.rstd.data(), x, L.mlp_norm, B, d, cfg_.rms_norm_eps);
     auto gate_up = [&](int part, int parts) {
-      InvariantLinear(g, f, h, d, L.wg, B, d, f, part, parts);   // (B, f)
-      InvariantLinear(u, f, h, d, L.wu, B, d, f, part, parts);   // (B, f)
+      InvariantLinear(g, 2 * f, h, d, L.wg, B, d, f, part, parts);       // gate (B, f)
+      InvariantLinear(g + f, 2 * f, h, d, L.wu, B, d, f, part, parts);   // up (B, f)
     };
     pool.Run(gate_up);
-    SwiGlu(g, u, B * f);
+    SwiGluForward(u, g, B, f);                                           // (B, f)
     auto down = [&](int part, int parts) {
-      InvariantLinear(h, d, g, f, L.wd, B, f, d, part, parts);   // (B, d)
+      InvariantLinear(h, d, u, f, L.wd, B, f, d, part, parts);   // (B, d)
     };
     pool.Run(down);
     AddInPlace(x, h, B * d);
   }
-  RmsNormRows(h, x, final_norm_, B, d, cfg_.rms_norm_eps);
+  RmsNormForward(h, ws.rstd.data(), x, final_norm_, B, d, cfg_.rms_norm_eps);
   auto head = [&](int part, int parts) {
     InvariantLinear(logits, V, h, d, lm_head_, B, d, V, part, parts);   // (B, V)
   };

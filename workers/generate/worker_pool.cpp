@@ -43,7 +43,11 @@ void WorkerPool::Dispatch(RawFn fn, void* ctx) {
   }
   wake_.notify_all();
   fn(ctx, 0, parts);
-  while (pending_.load(std::memory_order_acquire) != 0) CpuRelax();
+  // Spin, then yield: on a busy box the helper may be waiting for a core.
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < 4096) CpuRelax();
+    else std::this_thread::yield();
+  }
 }
 
 void WorkerPool::Loop(int part) {
