@@ -904,6 +904,12 @@ Status Store::RestoreBackup(const std::string& backup_dir, const std::string& da
   return Status::Ok();
 }
 
+Status Store::Flush() {
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  return FromRocks(db_->Flush(fo, handles_), "flush");
+}
+
 // ---- metrics --------------------------------------------------------------------------
 
 uint64_t Store::LiveDataBytes() {

@@ -291,8 +291,13 @@ class Store {
   static Status RestoreBackup(const std::string& backup_dir, const std::string& data_dir,
                               bool overwrite = false);
 
+  // Flushes every family's memtable to SST files and waits (tests, before
+  // measuring sizes; backups flush by themselves).
+  Status Flush();
+
   // ---- metrics ---------------------------------------------------------------
-  // RocksDB "rocksdb.estimate-live-data-size" and
+  // RocksDB "rocksdb.estimate-live-data-size" (SST files only, so data
+  // still in memtables is not counted) and
   // "rocksdb.estimate-pending-compaction-bytes", summed over families.
   uint64_t LiveDataBytes();
   uint64_t PendingCompactionBytes();
