@@ -11,6 +11,7 @@ round-trips (rope scaling included), logits on the fixture batch match the
 fixture (F32: max abs diff <= 1e-4; BF16 weights: finite and within 0.5),
 and the tokenizer saved beside the F32 checkpoint loads with vocab 264.
 """
+import math
 import os
 import sys
 
@@ -23,6 +24,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "fixtures", "llama_tiny")
 
 
+def llama3_inv_freq(theta=500000.0, hd=16, factor=4.0, low=1.0, high=4.0, orig=16):
+    """The fixture's RoPE frequencies, from the llama3 scaling formula."""
+    inv = 1.0 / theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+    wavelen = 2 * math.pi / inv
+    smooth = (orig / wavelen - low) / (high - low)
+    ramp = (1 - smooth) * inv / factor + smooth * inv
+    return torch.where(wavelen < orig / high, inv,
+                       torch.where(wavelen > orig / low, inv / factor, ramp))
+
+
 def logits_of(model, fx):
     with torch.no_grad():
         return model(input_ids=fx["input_ids"], position_ids=fx["position_ids"],
@@ -31,20 +42,21 @@ def logits_of(model, fx):
 
 def main(export):
     fx = load_file(os.path.join(FIXTURE, "fixture.safetensors"))
-    ref = AutoModelForCausalLM.from_pretrained(FIXTURE, dtype=torch.float32)
+    want_inv = llama3_inv_freq()
     failures = 0
     for name, tol in (("f32_sharded", 1e-4), ("bf16", 0.5)):
         path = os.path.join(export, name)
-        model, info = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
-                                                           output_loading_info=True)
+        # No dtype argument (its name changed between transformers 4 and 5);
+        # compute in float32 whatever the stored dtype.
+        model, info = AutoModelForCausalLM.from_pretrained(path, output_loading_info=True)
+        model = model.float()
         bad = {k: v for k, v in info.items() if v}
         if bad:
             print(f"FAIL {name}: loading info {bad}")
             failures += 1
-        inv_ref = ref.model.rotary_emb.inv_freq
-        inv = model.model.rotary_emb.inv_freq
-        if not torch.allclose(inv, inv_ref):
-            print(f"FAIL {name}: rope inv_freq differs from the fixture's")
+        inv = model.model.rotary_emb.inv_freq.double()
+        if not torch.allclose(inv, want_inv, rtol=1e-6, atol=0):
+            print(f"FAIL {name}: rope inv_freq {inv.tolist()} != llama3 formula {want_inv.tolist()}")
             failures += 1
         diff = (logits_of(model, fx) - fx["logits"]).abs().max().item()
         ok = diff <= tol
@@ -55,7 +67,8 @@ def main(export):
         print("FAIL tokenizer beside the checkpoint")
         failures += 1
     rm, info = AutoModelForSequenceClassification.from_pretrained(
-        os.path.join(export, "reward"), dtype=torch.float32, output_loading_info=True)
+        os.path.join(export, "reward"), output_loading_info=True)
+    rm = rm.float()
     bad = {k: v for k, v in info.items() if v}
     if bad or rm.config.num_labels != 1 or tuple(rm.score.weight.shape) != (1, 64):
         print(f"FAIL reward: {bad}, num_labels {rm.config.num_labels}")
@@ -64,7 +77,7 @@ def main(export):
         with torch.no_grad():
             r = rm(input_ids=fx["input_ids"]).logits
         print(f"ok   reward: loads as LlamaForSequenceClassification, scores shape {tuple(r.shape)}")
-    print(f"{failures} failures")
+    print(f"{failures} failures (transformers {__import__('transformers').__version__})")
     return 1 if failures else 0
 
 

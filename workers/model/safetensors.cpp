@@ -588,11 +588,15 @@ Status WriteSafetensorsDir(const std::string& dir, const std::vector<TensorSpec>
     for (const TensorSpec& s : shards[i]) weight_map[s.name] = name;
   }
   json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+  // Written and fsynced like the shards: the index is what makes them a set.
   const std::string path = dir + "/model.safetensors.index.json";
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << index.dump(2) << "\n";
-  out.close();
-  if (!out) return Status::IoError(path + ": write failed");
+  const std::string text = index.dump(2) + "\n";
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return Status::IoError(path + ": cannot create: " + ErrnoText());
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok) return Status::IoError(path + ": write failed: " + ErrnoText());
   return Status::Ok();
 }
 
