@@ -83,7 +83,7 @@ Status SequenceLogProbs(const DpoBatch& batch, const float* logits, int64_t V,
 
 Result<DpoMetrics> DpoLoss(const DpoBatch& batch, const float* logits, int64_t V,
                            std::span<const SequenceLogProb> ref, const DpoOptions& opts,
-                           DpoWorkspace* ws, float* dlogits) {
+                           DpoWorkspace* ws, float* dlogits, double grad_scale) {
   HERD_RETURN_IF_ERROR(CheckBatch(batch, V));
   const size_t P = batch.pair_ids.size();
   if (ref.size() != P) {
@@ -100,6 +100,7 @@ Result<DpoMetrics> DpoLoss(const DpoBatch& batch, const float* logits, int64_t V
     return m;
   }
   const double invP = 1.0 / static_cast<double>(P);
+  const double gscale = grad_scale * invP;  // ∂(grad_scale · loss)/∂(per-pair term)
   // Per pair: ∂loss/∂π_c = −β σ(−z)/P, ∂loss/∂π_r = +β σ(−z)/P, and each NLL
   // token gets −α/(n_p P). Kept in two small per-pair tables, reused below.
   std::vector<double>& g_pi = ws->pair_grad;
@@ -118,7 +119,7 @@ Result<DpoMetrics> DpoLoss(const DpoBatch& batch, const float* logits, int64_t V
     m.reward_accuracy += rc > rr ? 1.0 : 0.0;
     const double n = ws->nll_count[p];
     nll_scale[p] = n > 0 ? 1.0 / n : 0.0;
-    g_pi[p] = -opts.beta * Sigmoid(-z) * invP;
+    g_pi[p] = -opts.beta * Sigmoid(-z) * gscale;
   }
   // The NLL sums are taken in the same pass that writes ∂loss/∂logp.
   ws->dlogp.assign(N, 0.0f);
@@ -130,7 +131,7 @@ Result<DpoMetrics> DpoLoss(const DpoBatch& batch, const float* logits, int64_t V
     if (InPolicyLogProb(f, opts)) g += (f & kDpoChosen) ? g_pi[p] : -g_pi[p];
     if (InNll(f, opts)) {
       nll_sum[p] -= ws->logp[i];
-      g -= opts.nll_alpha * nll_scale[p] * invP;
+      g -= opts.nll_alpha * nll_scale[p] * gscale;
     }
     ws->dlogp[i] = static_cast<float>(g);
   }

@@ -76,10 +76,12 @@ Status SequenceLogProbs(const DpoBatch& batch, const float* logits, int64_t V,
 // Loss, metrics and dlogits (B*T, V) for a DPO batch. ref[p] are the
 // reference's sequence log-probs for pair p (same masking). dlogits may be
 // null (evaluation) or alias logits. Positions that are not response
-// predictions get zero gradient rows.
+// predictions get zero gradient rows. dlogits is the gradient of
+// grad_scale · loss (gradient accumulation passes the batch's pair count,
+// so micro-batch gradients add up to the gradient of a sum). Default: 1.
 Result<DpoMetrics> DpoLoss(const DpoBatch& batch, const float* logits, int64_t V,
                            std::span<const SequenceLogProb> ref, const DpoOptions& opts,
-                           DpoWorkspace* ws, float* dlogits);
+                           DpoWorkspace* ws, float* dlogits, double grad_scale = 1.0);
 
 // Reference log-probs kept per task. Keyed by pair id; the table records the
 // reference model's hash and the masking it was computed with, so a cache

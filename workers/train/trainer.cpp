@@ -11,6 +11,7 @@
 
 #include "workers/model/checkpoint.h"
 #include "workers/model/safetensors.h"
+#include "workers/train/grad_accum.h"
 #include "workers/train/grad_clip.h"
 #include "workers/train/sft.h"
 
@@ -109,13 +110,17 @@ class SftObjective final : public Objective {
     std::span<const SftExample> rest(data_.data().data() + cursor, data_.data().size() - cursor);
     return PackSft(rest, B, T, pack_, &batch_);
   }
-  bool HasLoss() const override { return SftTokenCount(batch_) > 0; }
+  double Weight() const override { return SftTokenCount(batch_); }
   const model::PackedBatch& batch() const override { return batch_; }
-  Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward) override {
+  Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward,
+                                      double grad_scale) override {
     if (!m.logits()) return Status::FailedPrecondition("SFT needs a language model (lm_head)");
     const int64_t V = m.config().vocab_size;
+    // Gradient of grad_scale · (Σ w·ce / Σ w): normaliser Σ w / grad_scale.
+    const double norm = grad_scale == 1.0 ? 0.0 : SftTokenCount(batch_) / grad_scale;
     HERD_ASSIGN_OR_RETURN(SftMetrics sm,
-                          SftLoss(batch_, m.logits(), V, backward ? m.logits() : nullptr));
+                          SftLoss(batch_, m.logits(), V, backward ? m.logits() : nullptr, norm));
+    if (norm > 0) sm.loss /= grad_scale;  // report the batch mean whatever the scale
     if (backward) HERD_RETURN_IF_ERROR(m.Backward(m.logits()));
     BatchResult r;
     r.metrics.Set("loss", sm.loss);
@@ -146,9 +151,10 @@ class RewardObjective final : public Objective {
                                        data_.data().size() - cursor);
     return PackRm(rest, opts_, B, T, shuffle_seed_, &batch_);
   }
-  bool HasLoss() const override { return !batch_.pairs.empty(); }
+  double Weight() const override { return static_cast<double>(batch_.pairs.size()); }
   const model::PackedBatch& batch() const override { return batch_.batch; }
-  Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward) override {
+  Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward,
+                                      double grad_scale) override {
     if (!m.values()) return Status::FailedPrecondition("RM training needs a reward model (score head)");
     const size_t R = batch_.reward_index.size();
     rewards_.resize(R);
@@ -159,7 +165,9 @@ class RewardObjective final : public Objective {
     if (backward) {
       // The loss touches the scalar head only at each response's last token.
       dvalues_.assign(static_cast<size_t>(batch_.batch.size()), 0.0f);
-      for (size_t r = 0; r < R; ++r) dvalues_[batch_.reward_index[r]] += drewards_[r];
+      for (size_t r = 0; r < R; ++r) {
+        dvalues_[batch_.reward_index[r]] += static_cast<float>(grad_scale * drewards_[r]);
+      }
       HERD_RETURN_IF_ERROR(m.BackwardFromValues(dvalues_.data()));
     }
     BatchResult out;
@@ -190,9 +198,10 @@ class DpoObjective final : public Objective {
     std::span<const DpoSample> rest(data_.data().data() + cursor, data_.data().size() - cursor);
     return PackDpo(rest, B, T, &batch_);
   }
-  bool HasLoss() const override { return !batch_.pair_ids.empty(); }
+  double Weight() const override { return static_cast<double>(batch_.pair_ids.size()); }
   const model::PackedBatch& batch() const override { return batch_.batch; }
-  Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward) override {
+  Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward,
+                                      double grad_scale) override {
     if (!m.logits()) return Status::FailedPrecondition("DPO needs a language model (lm_head)");
     if (!ref_) return Status::FailedPrecondition("DPO: no reference log-probs");
     if (ref_->mask_formatting() != opts_.mask_formatting) {
@@ -202,7 +211,7 @@ class DpoObjective final : public Objective {
     HERD_RETURN_IF_ERROR(ref_->Gather(batch_, &ref_lp_));
     const int64_t V = m.config().vocab_size;
     HERD_ASSIGN_OR_RETURN(DpoMetrics dm, DpoLoss(batch_, m.logits(), V, ref_lp_, opts_, &ws_,
-                                                 backward ? m.logits() : nullptr));
+                                                 backward ? m.logits() : nullptr, grad_scale));
     if (backward) HERD_RETURN_IF_ERROR(m.Backward(m.logits()));
     BatchResult r;
     r.metrics.Set("loss", dm.loss);
@@ -278,6 +287,7 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(model::LlamaModel* model, Objec
                                                  Objective* eval, TrainerOptions opts) {
   if (!model || !train) return Status::InvalidArgument("trainer: model and objective required");
   if (opts.steps <= 0) return Status::InvalidArgument("trainer: steps must be > 0");
+  if (opts.micro_batches <= 0) return Status::InvalidArgument("trainer: micro_batches must be > 0");
   if (opts.batch_rows <= 0 || opts.batch_rows > model->max_batch()) {
     return Status::InvalidArgument("trainer: batch_rows " + std::to_string(opts.batch_rows) +
                                    " outside 1.." + std::to_string(model->max_batch()));
@@ -299,7 +309,7 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(model::LlamaModel* model, Objec
   return t;
 }
 
-Result<BatchResult> Trainer::NextTrainBatch() {
+Status Trainer::PackNextTrainBatch() {
   // At most one pass over the data without a trainable batch (e.g. every
   // RM sample filtered out) before giving up.
   int64_t skipped = 0;
@@ -312,15 +322,12 @@ Result<BatchResult> Trainer::NextTrainBatch() {
     HERD_ASSIGN_OR_RETURN(int64_t n, train_->Pack(cursor_, opts_.batch_rows, opts_.seq_len));
     if (n <= 0) return Status::Internal("trainer: packing made no progress");
     cursor_ += n;
-    if (train_->HasLoss()) break;
+    if (train_->HasLoss()) return Status::Ok();
     skipped += n;
     if (skipped > train_->size()) {
       return Status::FailedPrecondition("trainer: no example in the data has a loss to train on");
     }
   }
-  model_->ZeroGrad();
-  HERD_RETURN_IF_ERROR(model_->Forward(train_->batch()));
-  return train_->LossAndBackward(*model_, /*backward=*/true);
 }
 
 Status Trainer::Run(const ProgressFn& progress) {
@@ -328,7 +335,37 @@ Status Trainer::Run(const ProgressFn& progress) {
   bool evaluated_last = false;
   while (step_ < opts_.steps) {
     const auto t0 = Clock::now();
-    HERD_ASSIGN_OR_RETURN(BatchResult br, NextTrainBatch());
+    model_->ZeroGrad();
+    BatchResult br;
+    if (opts_.micro_batches == 1) {
+      HERD_RETURN_IF_ERROR(PackNextTrainBatch());
+      HERD_RETURN_IF_ERROR(model_->Forward(train_->batch()));
+      HERD_ASSIGN_OR_RETURN(br, train_->LossAndBackward(*model_, /*backward=*/true));
+    } else {
+      // Each micro-batch adds the gradient of its summed loss (scale =
+      // its weight); Finish divides by the total weight: the gradient of
+      // the mean over every token / pair of the step.
+      GradAccumulator acc(opts_.micro_batches);
+      Metrics sum;
+      bool last = false;
+      while (!last) {
+        HERD_RETURN_IF_ERROR(PackNextTrainBatch());
+        const double w = train_->Weight();
+        HERD_RETURN_IF_ERROR(model_->Forward(train_->batch()));
+        HERD_ASSIGN_OR_RETURN(BatchResult mb, train_->LossAndBackward(*model_, true, w));
+        for (int k = 0; k < mb.metrics.count; ++k) {
+          const auto& e = mb.metrics.entries[k];
+          sum.Set(e.name, sum.Get(e.name) + e.value * w);
+        }
+        br.tokens += mb.tokens;
+        br.weight += w;
+        last = acc.Add(w, mb.metrics.Get("loss") * w);
+      }
+      acc.Finish(model_->grads(), model_->num_params());
+      for (int k = 0; k < sum.count; ++k) {
+        br.metrics.Set(sum.entries[k].name, sum.entries[k].value / br.weight);
+      }
+    }
     const double gn = ClipGradNorm(model_->grads(), model_->num_params(), opts_.grad_clip);
     const double lr = lr_.At(step_);
     // A non-finite gradient skips the update but still counts as a step, so
@@ -423,6 +460,7 @@ Status Trainer::SaveState(const std::string& dir) {
   st["optimizer_step"] = adamw_->step();
   st["batch_rows"] = opts_.batch_rows;
   st["seq_len"] = opts_.seq_len;
+  st["micro_batches"] = opts_.micro_batches;
   st["train_examples"] = train_->size();
   // Written last, via rename: its presence marks the directory complete.
   const fs::path tmp = fs::path(dir) / (std::string(kStateFile) + ".tmp");

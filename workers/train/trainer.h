@@ -4,8 +4,9 @@
 // gradient at the model's head; the trainer owns the order of the data, the
 // optimizer, the schedule, evaluation, checkpoints and progress reports.
 //
-// Step:  objective.Pack(cursor) → model.Forward → objective.LossAndBackward
-//        (head gradient + model backward) → clip → AdamW(lr(step)).
+// Step:  per micro-batch: objective.Pack(cursor) → model.Forward →
+//        objective.LossAndBackward (head gradient + model backward, grads +=);
+//        then clip → AdamW(lr(step)).
 // Data:  each epoch the objective's examples are put in a seeded order
 //        (seed, epoch); a step packs up to batch_rows rows of seq_len from
 //        the cursor. The data position is (epoch, cursor).
@@ -62,12 +63,16 @@ class Objective {
   // Packs examples [cursor, ...) into the objective's batch; returns how
   // many were consumed (> 0 unless cursor == size()).
   virtual Result<int64_t> Pack(int64_t cursor, int64_t B, int64_t T) = 0;
-  // Whether the last packed batch has anything to train on.
-  virtual bool HasLoss() const = 0;
+  // What the last packed batch's loss is a mean over: trained tokens (SFT)
+  // or pairs (RM, DPO). 0 = nothing to train on.
+  virtual double Weight() const = 0;
+  bool HasLoss() const { return Weight() > 0; }
   virtual const model::PackedBatch& batch() const = 0;
   // After a Forward of batch(): loss and metrics; with backward, writes the
-  // head gradient and runs the model's backward (grads +=).
-  virtual Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward) = 0;
+  // gradient of grad_scale · loss at the head and runs the model's backward
+  // (grads +=). Gradient accumulation passes grad_scale = Weight().
+  virtual Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward,
+                                              double grad_scale = 1.0) = 0;
 };
 
 // SFT on tokenized conversations (row_packing.h SftExample).
@@ -94,6 +99,10 @@ struct TrainerOptions {
   int64_t steps = 100;          // optimizer steps. Default: 100
   int64_t batch_rows = 4;       // B. Default: 4
   int64_t seq_len = 256;        // T. Default: 256
+  // Micro-batches of batch_rows x seq_len per optimizer step; the gradient
+  // is that of the loss averaged over all their tokens (SFT) or pairs
+  // (RM, DPO) together, as one big batch. Default: 1
+  int64_t micro_batches = 1;
   LrScheduleOptions lr;         // Default: see lr_schedule.h; total_steps is set to `steps`
   AdamWOptions adamw;           // Default: see adamw.h
   double grad_clip = 1.0;       // global-norm clip; 0 = off. Default: 1.0
@@ -143,7 +152,8 @@ class Trainer {
 
  private:
   Trainer(model::LlamaModel* m, Objective* t, Objective* e, TrainerOptions o, LrSchedule lr);
-  Result<BatchResult> NextTrainBatch();
+  // Packs the next batch with something to train on (advancing epochs).
+  Status PackNextTrainBatch();
 
   model::LlamaModel* model_;
   Objective* train_;

@@ -359,6 +359,61 @@ TEST(TrainerResume, ResumedRunEqualsUninterruptedRun) {
   fs::remove_all(dir);
 }
 
+// Two micro-batches of one row must give the gradient of one batch of two
+// rows: the mean over all their tokens (SFT) or pairs (RM, DPO).
+template <typename MakeObjective>
+void ExpectMicroBatchesEqualOneBatch(bool rm, MakeObjective make) {
+  std::vector<float> grads[2];
+  double loss[2];
+  for (int variant = 0; variant < 2; ++variant) {
+    auto m = Model(rm, 2, 32, 31);
+    auto obj = make();
+    TrainerOptions o;
+    o.steps = 1;
+    o.grad_clip = 0;  // compare raw gradients
+    o.seq_len = 32;
+    o.batch_rows = variant == 0 ? 2 : 1;
+    o.micro_batches = variant == 0 ? 1 : 2;
+    auto t = Trainer::Create(m.get(), obj.get(), nullptr, o);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    ASSERT_TRUE((*t)->Run([&](const Progress& p) {
+      loss[variant] = p.metrics.Get("loss");
+      return true;
+    }).ok());
+    grads[variant].assign(m->grads(), m->grads() + m->num_params());
+  }
+  // Sum-then-divide vs per-batch mean: fp32 rounding only, ≤ 1e-5 relative.
+  double num = 0, den = 0;
+  for (size_t k = 0; k < grads[0].size(); ++k) {
+    num += std::pow(grads[0][k] - grads[1][k], 2);
+    den += std::pow(grads[0][k], 2);
+  }
+  EXPECT_GT(den, 0.0);
+  EXPECT_LE(std::sqrt(num / den), 1e-5);
+  EXPECT_NEAR(loss[0], loss[1], 1e-5 * std::abs(loss[0]));
+}
+
+TEST(TrainerMicroBatches, SftEqualsOneBigBatch) {
+  // Conversations of 7 tokens, 4 per 32-token row: rows hold different
+  // counts only if lengths differ, so vary them.
+  ExpectMicroBatchesEqualOneBatch(false, [] {
+    auto ex = ReverseTask(12, 3);
+    ex[1].tokens.insert(ex[1].tokens.begin() + 4, 9);  // a longer answer
+    ex[1].train.insert(ex[1].train.begin() + 4, 1);
+    return MakeSftObjective(ex);
+  });
+}
+
+TEST(TrainerMicroBatches, RewardAndDpoEqualOneBigBatch) {
+  ExpectMicroBatchesEqualOneBatch(true, [] { return MakeRewardObjective(PreferenceTask(10, 8)); });
+  auto data = DpoTask(10, 9);
+  auto ref_model = Model(false, 2, 32, 77);
+  auto ref = ReferenceForDpo(*ref_model, data, {}, 2, 32, "ref");
+  ASSERT_TRUE(ref.ok());
+  std::shared_ptr<const ReferenceLogProbs> table = *ref;
+  ExpectMicroBatchesEqualOneBatch(false, [&] { return MakeDpoObjective(data, {}, table); });
+}
+
 TEST(Trainer, OptionErrorsNameTheOption) {
   auto m = Model(false, 2, 16, 1);
   auto data = MakeSftObjective(ReverseTask(4, 1));
