@@ -224,8 +224,12 @@ Status ParseSafetensorsHeader(const std::string& file, const std::string& header
   // The data section must be tiled exactly: tensors back to back from 0 to
   // the end, no overlap, no hole, no trailing bytes (as the reference
   // implementation requires).
-  std::stable_sort(tensors->begin(), tensors->end(), [](const TensorInfo& a, const TensorInfo& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  // Names are unique, so (begin, end, name) is a total order and the
+  // result (hence which tensor an error names) is deterministic.
+  std::sort(tensors->begin(), tensors->end(), [](const TensorInfo& a, const TensorInfo& b) {
+    if (a.begin != b.begin) return a.begin < b.begin;
+    if (a.end != b.end) return a.end < b.end;
+    return a.name < b.name;
   });
   uint64_t pos = 0;
   for (const TensorInfo& t : *tensors) {
