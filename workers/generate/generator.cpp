@@ -272,6 +272,7 @@ Result<std::vector<GeneratedSample>> Generator::Run() {
   while (!pending_.empty() || !running_.empty()) {
     // Admission, first come first served: the head of the queue joins when
     // its whole reservation fits (and the batch has room for its samples).
+    int admitted = 0;
     while (!pending_.empty()) {
       const Unit u = pending_.front();
       const int32_t k = u.idx_end - u.idx_begin;
@@ -279,15 +280,21 @@ Result<std::vector<GeneratedSample>> Generator::Run() {
       if (!cache_.blocks().Reserve(UnitNeed(u)).ok()) break;
       pending_.pop_front();
       HERD_RETURN_IF_ERROR(Admit(u));
+      ++admitted;
       stats_.peak_blocks_used = std::max(stats_.peak_blocks_used, cache_.blocks().num_used());
     }
     groups_.erase(std::remove_if(groups_.begin(), groups_.end(),
                                  [](const std::unique_ptr<Group>& g) { return g->live == 0; }),
                   groups_.end());
     if (running_.empty()) {
-      if (!pending_.empty() && cache_.blocks().num_used() == 0)
+      // Everything admitted may have finished at once (eot or M = 1); with
+      // nothing running and nothing admitted, the head can never fit:
+      // report it rather than spin.
+      if (!pending_.empty() && admitted == 0)
         return Status::Internal("generator: nothing running and request " +
-                                std::to_string(pending_.front().request) + " cannot be admitted");
+                                std::to_string(pending_.front().request) + " cannot be admitted (" +
+                                std::to_string(cache_.blocks().num_free()) + " blocks free, " +
+                                std::to_string(cache_.blocks().reserved()) + " reserved)");
       continue;
     }
     HERD_RETURN_IF_ERROR(DecodeStep());

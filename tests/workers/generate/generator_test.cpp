@@ -177,7 +177,9 @@ TEST_F(GeneratorTest, SameSeedsSameTokensWithSharingOnOffAndAnyBatch) {
   }
   // Samples of one prompt differ (their streams do).
   EXPECT_NE(base[0].tokens, base[1].tokens);
-  RecordProperty("stopped_at_eot", static_cast<int>(stopped));
+  // Some samples hit eot (id 3) early, so the early-finish path ran too.
+  EXPECT_GT(stopped, 0u);
+  EXPECT_LT(stopped, base.size());
 }
 
 TEST_F(GeneratorTest, SharingUsesFewerBlocksAndLargerBatches) {
@@ -295,6 +297,21 @@ TEST_F(GeneratorTest, AdmissionReservesExactlyWhatSharingNeeds) {
   r.sampling.max_new_tokens = 12;
   RunAll(*g, {r});
   EXPECT_EQ(g->stats().peak_blocks_used, 5);
+}
+
+TEST_F(GeneratorTest, OneNewTokenFinishesAtAdmission) {
+  // M = 1: every sample finishes on the prefill logits, before any decode
+  // step; the partial prompt block is released by all K without a copy.
+  auto g = Make(true, 10);
+  GenerationRequest r;
+  r.prompt = RandomTokens(21, rm_.cfg.vocab_size, 6);
+  r.num_samples = 4;
+  r.sampling.max_new_tokens = 1;
+  EXPECT_EQ(g->BlocksNeeded(21, 4, 1), 2 + 3);
+  auto out = RunAll(*g, {r, r});
+  ASSERT_EQ(out.size(), 8u);
+  for (const auto& s : out) EXPECT_EQ(s.tokens.size(), 1u);
+  EXPECT_EQ(g->stats().decode_steps, 0);
 }
 
 TEST(PagedLlama, MissingOrMisshapenTensorIsNamed) {
