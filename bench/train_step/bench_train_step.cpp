@@ -17,10 +17,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "workers/model/llama.h"
@@ -69,39 +72,83 @@ struct Shape {
   bool ta, tb;
 };
 
-// sgemm GFLOP/s over the model's linear-layer matmuls (forward, dX, dW of
-// every projection and the LM head), each weighted by how often a step runs it.
-double SgemmRateAtModelShapes(const herd::model::LlamaConfig& c, int64_t tokens) {
-  const int64_t d = c.hidden_size, f = c.intermediate_size, V = c.vocab_size;
-  const int64_t hd = c.hidden_size / c.num_attention_heads;
-  const int64_t qd = c.num_attention_heads * hd, qkv = (c.num_attention_heads + 2 * c.num_key_value_heads) * hd;
-  struct Lin {
-    int64_t out, in, times;
-  };
-  const Lin lins[] = {{qkv, d, c.num_hidden_layers}, {d, qd, c.num_hidden_layers},
-                      {2 * f, d, c.num_hidden_layers}, {d, f, c.num_hidden_layers}, {V, d, 1}};
-  double flops = 0, secs = 0;
-  for (const Lin& l : lins) {
-    const Shape shapes[] = {{tokens, l.out, l.in, false, true},    // Y = X W^T
-                            {tokens, l.in, l.out, false, false},   // dX = dY W
-                            {l.out, l.in, tokens, true, false}};   // dW = dY^T X
-    for (const Shape& s : shapes) {
-      std::vector<float> A(s.M * s.K), Bm(s.K * s.N), C(s.M * s.N);
-      std::mt19937 rng(1);
-      std::uniform_real_distribution<float> u(-1, 1);
-      for (auto& x : A) x = u(rng);
-      for (auto& x : Bm) x = u(rng);
-      herd::kernels::cpu::Sgemm(s.ta, s.tb, s.M, s.N, s.K, 1.0f, A.data(), Bm.data(), 0.0f, C.data());
-      const int reps = 3;
-      auto t0 = Clock::now();
-      for (int r = 0; r < reps; ++r)
-        herd::kernels::cpu::Sgemm(s.ta, s.tb, s.M, s.N, s.K, 1.0f, A.data(), Bm.data(), 0.0f, C.data());
-      const double dt = Seconds(t0, Clock::now()) / reps;
-      flops += 2.0 * s.M * s.N * s.K * l.times;
-      secs += dt * l.times;
+// The model's linear-layer matmuls (forward, dX, dW of every projection
+// and the LM head), each weighted by how often a step runs it; buffers are
+// allocated once. RunOnce() times one pass over all shapes.
+class SgemmShapes {
+ public:
+  SgemmShapes(const herd::model::LlamaConfig& c, int64_t tokens) {
+    const int64_t d = c.hidden_size, f = c.intermediate_size, V = c.vocab_size, L = c.num_hidden_layers;
+    const int64_t qd = c.q_dim(), qkv = qd + 2 * c.kv_dim();
+    struct Lin {
+      int64_t out, in, times;
+    };
+    const Lin lins[] = {{qkv, d, L}, {d, qd, L}, {2 * f, d, L}, {d, f, L}, {V, d, 1}};
+    size_t a = 0, b = 0, cc = 0;
+    for (const Lin& l : lins) {
+      const Shape sh[] = {{tokens, l.out, l.in, false, true},    // Y = X W^T
+                          {tokens, l.in, l.out, false, false},   // dX = dY W
+                          {l.out, l.in, tokens, true, false}};   // dW = dY^T X
+      for (const Shape& s : sh) {
+        shapes_.push_back({s, l.times});
+        a = std::max(a, static_cast<size_t>(s.M * s.K));
+        b = std::max(b, static_cast<size_t>(s.K * s.N));
+        cc = std::max(cc, static_cast<size_t>(s.M * s.N));
+        flops_ += 2.0 * s.M * s.N * s.K * l.times;
+      }
     }
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> u(-1, 1);
+    A_.resize(a);
+    B_.resize(b);
+    C_.resize(cc);
+    for (auto& x : A_) x = u(rng);
+    for (auto& x : B_) x = u(rng);
   }
-  return flops / secs / 1e9;
+  // Seconds for one step's worth of these matmuls.
+  double RunOnce() {
+    double secs = 0;
+    for (const auto& [s, times] : shapes_) {
+      auto t0 = Clock::now();
+      herd::kernels::cpu::Sgemm(s.ta, s.tb, s.M, s.N, s.K, 1.0f, A_.data(), B_.data(), 0.0f,
+                                C_.data());
+      secs += Seconds(t0, Clock::now()) * static_cast<double>(times);
+    }
+    return secs;
+  }
+  double flops() const { return flops_; }
+
+ private:
+  std::vector<std::pair<Shape, int64_t>> shapes_;
+  std::vector<float> A_, B_, C_;
+  double flops_ = 0;
+};
+
+// Seconds of the attention op alone (forward + backward, all L layers) for
+// full causal rows, so the step's non-sgemm share can be attributed.
+double AttentionSeconds(const herd::model::LlamaConfig& c, int64_t B, int64_t T) {
+  namespace k = herd::kernels::cpu;
+  const int64_t hd = c.head_dim, H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  const int64_t ld = (H + 2 * Hkv) * hd, N = B * T;
+  const k::AttentionDims d{B, T, H, Hkv, hd, ld, ld, H * hd};
+  std::vector<float> qkv(N * ld), dqkv(N * ld), out(N * H * hd), probs(B * H * T * T),
+      scratch(k::AttentionScratchFloats(d));
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  for (auto& x : qkv) x = nd(rng);
+  std::vector<int32_t> seg(N, 0), par(N, -1), ks(N);
+  k::AttentionKeyStart(ks.data(), seg.data(), par.data(), B, T);
+  auto run = [&] {
+    k::AttentionForward(out.data(), probs.data(), qkv.data(), qkv.data() + H * hd,
+                        qkv.data() + (H + Hkv) * hd, seg.data(), par.data(), ks.data(), d);
+    k::AttentionBackward(dqkv.data(), dqkv.data() + H * hd, dqkv.data() + (H + Hkv) * hd,
+                         scratch.data(), out.data(), probs.data(), qkv.data(), qkv.data() + H * hd,
+                         qkv.data() + (H + Hkv) * hd, ks.data(), d);
+  };
+  run();
+  auto t0 = Clock::now();
+  run();
+  return Seconds(t0, Clock::now()) * c.num_hidden_layers;
 }
 
 long PeakRssMiB() {
@@ -132,8 +179,12 @@ void Run(const BenchConfig& bc, int steps) {
   }
   herd::train::AdamW opt(m.num_params(), herd::train::AdamWOptions{}, m.layout().NoDecayRanges());
   const int64_t N = b.size();
-  double t_fwd = 0, t_loss = 0, t_bwd = 0, t_opt = 0;
-  for (int s = -1; s < steps; ++s) {  // step -1 warms up
+  double t_fwd = 0, t_loss = 0, t_bwd = 0, t_opt = 0, t_sgemm = 0;
+  long rss_model = 0;
+  std::unique_ptr<SgemmShapes> ref;
+  // Steps alternate with one pass of the reference sgemms, so both see the
+  // same machine load (other processes share these cores). Step -1 warms up.
+  for (int s = -1; s < steps; ++s) {
     auto t0 = Clock::now();
     m.ZeroGrad();
     if (!m.Forward(b).ok()) return;
@@ -152,7 +203,12 @@ void Run(const BenchConfig& bc, int steps) {
       t_loss += Seconds(t1, t2);
       t_bwd += Seconds(t2, t3);
       t_opt += Seconds(t3, t4);
+    } else {
+      rss_model = PeakRssMiB();  // before the reference buffers exist
+      ref = std::make_unique<SgemmShapes>(c, N);
+      ref->RunOnce();
     }
+    if (s >= 0) t_sgemm += ref->RunOnce();
   }
   const double step = (t_fwd + t_loss + t_bwd + t_opt) / steps;
   const int64_t L = c.num_hidden_layers, d = c.hidden_size, f = c.intermediate_size;
@@ -161,7 +217,9 @@ void Run(const BenchConfig& bc, int steps) {
                       static_cast<double>(c.vocab_size) * d;
   const double flop_per_token = 6.0 * n_mm + 6.0 * L * bc.T * qd;
   const double gflops = flop_per_token * N / step / 1e9;
-  const double sgemm = SgemmRateAtModelShapes(c, N);
+  const double sgemm_secs = t_sgemm / steps;
+  const double sgemm = ref->flops() / sgemm_secs / 1e9;
+  const double attn_secs = AttentionSeconds(c, bc.B, bc.T);
   std::printf("%s\n", bc.name);
   std::printf("  params %.2fM (matmul %.2fM), FLOP/token = 6*N_mm + 6*L*T*H*hd = %.3g\n",
               m.num_params() / 1e6, n_mm / 1e6, flop_per_token);
@@ -170,7 +228,10 @@ void Run(const BenchConfig& bc, int steps) {
               t_opt / steps * 1e3, steps);
   std::printf("  %.0f tokens/s, %.1f GFLOP/s; sgemm at model shapes %.1f GFLOP/s; ratio %.2f\n",
               N / step, gflops, sgemm, gflops / sgemm);
-  std::printf("  peak RSS so far %ld MiB\n", PeakRssMiB());
+  std::printf("  of a step: projection/LM-head sgemms at that rate %.1f ms, attention op "
+              "(fwd+bwd, all layers) %.1f ms, rest %.1f ms\n",
+              sgemm_secs * 1e3, attn_secs * 1e3, (step - sgemm_secs - attn_secs) * 1e3);
+  std::printf("  peak RSS %ld MiB (model, optimizer and activations, before the sgemm reference buffers)\n", rss_model);
 }
 
 }  // namespace

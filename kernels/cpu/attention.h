@@ -21,6 +21,8 @@
 // rows cost about half of T*T, packed segments only their own windows.
 #include <cstdint>
 
+#include "kernels/cpu/thread_pool.h"
+
 namespace herd::kernels::cpu {
 
 inline constexpr int64_t kAttnQueryBlock = 64;
@@ -40,19 +42,25 @@ struct AttentionDims {
 void AttentionKeyStart(int32_t* key_start, const int32_t* seg, const int32_t* par, int64_t B,
                        int64_t T);
 
+// Threads: with a pool, the (row, KV head) pairs are split across its
+// threads and each sgemm runs single-threaded (OpenBLAS is set to one
+// thread for the call and restored after), which beats OpenBLAS's own
+// threading on these small matrices. Results do not depend on the split.
+
 // out (see layout) = softmax(scale * q k^T + mask) v, scale = 1/sqrt(hd).
-// probs (B, H, T, T) written on the windows used.
+// probs (B, H, T, T) written on the windows used. pool may be null.
 void AttentionForward(float* out, float* probs, const float* q, const float* k, const float* v,
                       const int32_t* seg, const int32_t* par, const int32_t* key_start,
-                      const AttentionDims& d);
+                      const AttentionDims& d, ThreadPool* pool = nullptr);
 
-// Floats of scratch AttentionBackward needs: kAttnQueryBlock * T.
-int64_t AttentionScratchFloats(const AttentionDims& d);
+// Floats of scratch AttentionBackward needs: threads * kAttnQueryBlock * T.
+int64_t AttentionScratchFloats(const AttentionDims& d, int threads = 1);
 
 // dq, dk, dv (same layouts as q, k, v) += gradients, from dout and the
-// forward's probs. scratch: AttentionScratchFloats(d) floats.
+// forward's probs. scratch: AttentionScratchFloats(d, pool threads) floats.
 void AttentionBackward(float* dq, float* dk, float* dv, float* scratch, const float* dout,
                        const float* probs, const float* q, const float* k, const float* v,
-                       const int32_t* key_start, const AttentionDims& d);
+                       const int32_t* key_start, const AttentionDims& d,
+                       ThreadPool* pool = nullptr);
 
 }  // namespace herd::kernels::cpu

@@ -4,17 +4,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/cpu/fast_exp.h"
+#include "kernels/cpu/reduce.h"
 
 namespace herd::kernels::cpu {
-
-namespace {
-inline float RowMax(const float* x, int64_t V) {
-  float m = x[0];
-  for (int64_t j = 1; j < V; ++j) m = std::max(m, x[j]);
-  return m;
-}
-}  // namespace
 
 double SoftmaxCrossEntropyInPlace(float* logits, float* losses, const int32_t* targets,
                                   const float* weights, int64_t N, int64_t V, float grad_scale) {
@@ -27,14 +19,9 @@ double SoftmaxCrossEntropyInPlace(float* logits, float* losses, const int32_t* t
       if (losses) losses[n] = 0.0f;
       continue;
     }
-    const float mx = RowMax(x, V);
+    const float mx = MaxOf(x, V);
     const float xt = x[t] - mx;  // kept: exp(xt) may underflow to 0
-    float sum = 0.0f;
-    for (int64_t j = 0; j < V; ++j) {
-      const float e = FastExp(x[j] - mx);
-      x[j] = e;
-      sum += e;
-    }
+    const float sum = ExpShiftSum(x, V, mx);
     const double loss = std::log(static_cast<double>(sum)) - static_cast<double>(xt);
     const float w = weights ? weights[n] : 1.0f;
     if (losses) losses[n] = static_cast<float>(loss);
@@ -55,9 +42,8 @@ void TargetLogProbs(float* logp, const float* logits, const int32_t* targets, in
       logp[n] = 0.0f;
       continue;
     }
-    const float mx = RowMax(x, V);
-    float sum = 0.0f;
-    for (int64_t j = 0; j < V; ++j) sum += FastExp(x[j] - mx);
+    const float mx = MaxOf(x, V);
+    const float sum = ExpShiftSumConst(x, V, mx);
     logp[n] = static_cast<float>(static_cast<double>(x[t] - mx) - std::log(static_cast<double>(sum)));
   }
 }

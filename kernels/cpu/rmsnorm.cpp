@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/cpu/reduce.h"
+
 namespace herd::kernels::cpu {
 
 void RmsNormForward(float* out, float* rstd, const float* x, const float* w, int64_t N, int64_t C,
@@ -9,8 +11,7 @@ void RmsNormForward(float* out, float* rstd, const float* x, const float* w, int
   for (int64_t n = 0; n < N; ++n) {
     const float* __restrict xr = x + n * C;
     float* __restrict yr = out + n * C;
-    float ss = 0.0f;
-    for (int64_t c = 0; c < C; ++c) ss += xr[c] * xr[c];
+    const float ss = Dot(xr, xr, C);
     const float r = 1.0f / std::sqrt(ss / static_cast<float>(C) + eps);
     rstd[n] = r;
     for (int64_t c = 0; c < C; ++c) yr[c] = w[c] * (xr[c] * r);
@@ -25,14 +26,22 @@ void RmsNormBackward(float* dx, float* dw, const float* dout, const float* x, co
     const float* __restrict gr = dout + n * C;
     float* __restrict dxr = dx + n * C;
     const float r = rstd[n];
-    float dot = 0.0f;
-    for (int64_t c = 0; c < C; ++c) {
+    float acc[kLanes] = {};
+    int64_t c = 0;
+    for (; c + kLanes <= C; c += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) {
+        const float xh = xr[c + l] * r;
+        acc[l] += gr[c + l] * w[c + l] * xh;
+        dw[c + l] += gr[c + l] * xh;
+      }
+    float dot = FoldSum(acc);
+    for (; c < C; ++c) {
       const float xh = xr[c] * r;
       dot += gr[c] * w[c] * xh;
       dw[c] += gr[c] * xh;
     }
     const float m = dot / static_cast<float>(C);
-    for (int64_t c = 0; c < C; ++c) dxr[c] += r * (gr[c] * w[c] - xr[c] * r * m);
+    for (int64_t k = 0; k < C; ++k) dxr[k] += r * (gr[k] * w[k] - xr[k] * r * m);
   }
 }
 

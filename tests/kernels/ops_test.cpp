@@ -20,6 +20,7 @@
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
+#include "kernels/cpu/thread_pool.h"
 
 namespace herd::kernels::cpu {
 namespace {
@@ -320,6 +321,26 @@ TEST_P(AttentionTest, ForwardAndBackward) {
   EXPECT_LE(RelErr(Pick(dq, iq), gq), 1e-4);
   EXPECT_LE(RelErr(Pick(dk, ik), gk), 1e-4);
   EXPECT_LE(RelErr(Pick(dv, ik), gv), 1e-4);
+  // The pooled version (rows x KV heads split over 2 threads, sgemm single
+  // threaded) computes the same numbers: relative error <= 1e-6.
+  ThreadPool pool(2);
+  std::vector<float> out2(N * d.ld_out, 7.0f), probs2(probs.size());
+  AttentionForward(out2.data(), probs2.data(), q.data(), k.data(), v.data(), c.seg.data(),
+                   c.par.data(), ks.data(), d, &pool);
+  std::vector<float> dq2(N * d.ld_q, 0.0f), dk2(N * d.ld_kv, 0.0f), dv2(N * d.ld_kv, 0.0f);
+  std::vector<float> scratch2(AttentionScratchFloats(d, 2));
+  AttentionBackward(dq2.data(), dk2.data(), dv2.data(), scratch2.data(), R.data(), probs2.data(),
+                    q.data(), k.data(), v.data(), ks.data(), d, &pool);
+  auto rel = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return RelErr(a, Vec(b.begin(), b.end()));
+  };
+  std::vector<float> out2_h;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t e = 0; e < d.H * d.hd; ++e) out2_h.push_back(out2[n * d.ld_out + e]);
+  EXPECT_LE(rel(out2_h, got_h), 1e-6);
+  EXPECT_LE(rel(dq2, dq), 1e-6);
+  EXPECT_LE(rel(dk2, dk), 1e-6);
+  EXPECT_LE(rel(dv2, dv), 1e-6);
   // No gradient reaches padding tokens.
   for (int64_t i = 0; i < d.T; ++i)
     for (int64_t e = 0; e < d.Hkv * d.hd; ++e) {
@@ -402,6 +423,22 @@ TEST(CrossEntropy, LossAndGradient) {
   for (auto& v : fd) v *= 0.25;
   EXPECT_LE(RelErr(g, fd), 1e-5);
   for (int64_t j = 0; j < V; ++j) EXPECT_EQ(g[2 * V + j], 0.0f);  // no target: no gradient
+}
+
+TEST(ThreadPool, EveryIndexOnceAcrossRepeatedRuns) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 2, 5, 1000}) {
+      std::vector<int> hits(static_cast<size_t>(n), 0);
+      for (int rep = 0; rep < 20; ++rep)
+        pool.For(n, [&](int64_t b, int64_t e, int t) {
+          EXPECT_GE(t, 0);
+          EXPECT_LT(t, threads);
+          for (int64_t i = b; i < e; ++i) ++hits[static_cast<size_t>(i)];
+        });
+      for (int h : hits) ASSERT_EQ(h, 20) << threads << " threads, n " << n;
+    }
+  }
 }
 
 TEST(Elementwise, SumSquaresAndAdd) {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <thread>
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/blas.h"
@@ -63,7 +64,8 @@ LlamaModel::LlamaModel(ParamLayout layout, int64_t max_batch, int64_t max_seq)
 LlamaModel::~LlamaModel() = default;
 
 Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config,
-                                                       int64_t max_batch, int64_t max_seq) {
+                                                       int64_t max_batch, int64_t max_seq,
+                                                       int threads) {
   if (max_batch <= 0) return Status::InvalidArgument("LlamaModel: max_batch must be positive");
   if (max_seq <= 0) return Status::InvalidArgument("LlamaModel: max_seq must be positive");
   HERD_ASSIGN_OR_RETURN(ParamLayout layout, ParamLayout::Create(config));
@@ -79,6 +81,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config
         static_cast<double>(c.rope_scaling->original_max_position_embeddings);
   }
   k::RopeInvFreq(m->inv_freq_.data(), c.head_dim, c.rope_theta, c.rope_scaling ? &s : nullptr);
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  m->pool_ = std::make_unique<k::ThreadPool>(threads);
   try {
     m->params_ = FloatBuffer(m->layout_.numel());
     m->grads_ = FloatBuffer(m->layout_.numel());
@@ -106,7 +110,7 @@ void LlamaModel::Carve() {
   const int64_t shared = round(N * dm.d) * 4 + round(N) + (lm ? round(N * V) : round(N)) +
                          round(N * half) * 2 + round(N * dm.qkv_dim()) + round(N * dm.q_dim()) +
                          round(N * 2 * dm.f) + round(N * dm.f) +
-                         round(k::AttentionScratchFloats(ad));
+                         round(k::AttentionScratchFloats(ad, pool_->size()));
   acts_ = FloatBuffer(per_layer * L + shared);
   float* p = acts_.data();
   auto take = [&](int64_t n) {
@@ -144,7 +148,7 @@ void LlamaModel::Carve() {
   datt_ = take(N * dm.q_dim());
   dgu_ = take(N * 2 * dm.f);
   dh_ = take(N * dm.f);
-  attn_scratch_ = take(k::AttentionScratchFloats(ad));
+  attn_scratch_ = take(k::AttentionScratchFloats(ad, pool_->size()));
   tokens_.reserve(static_cast<size_t>(N));
   segments_.reserve(static_cast<size_t>(N));
   parents_.reserve(static_cast<size_t>(N));
@@ -208,7 +212,7 @@ Status LlamaModel::Forward(const PackedBatch& batch, Head head) {
     const LayerTensors w = layout_.Layer(l, params);
     LayerQkvForward(w, dm, N, a.x, a.ln1, a.rstd1, a.qkv, cos_, sin_);
     k::AttentionForward(a.att, a.probs, a.qkv, a.qkv + dm.q_dim(), a.qkv + dm.q_dim() + dm.kv_dim(),
-                        segments_.data(), parents_.data(), key_start_.data(), ad);
+                        segments_.data(), parents_.data(), key_start_.data(), ad, pool_.get());
     float* out = l + 1 < L ? layer_acts_[static_cast<size_t>(l + 1)].x : x_final_;
     LayerOutForward(w, dm, N, a.x, a.att, a.x_mid, a.ln2, a.rstd2, a.gu, a.h, out);
   }
@@ -286,7 +290,7 @@ Status LlamaModel::BackwardFromHidden(const float* dhidden) {
     k::Sgemm(true, false, dm.d, qd, N, 1.0f, dres_, a.att, 1.0f, g.o);           // dWo (d, qd)
     std::memset(dqkv_, 0, sizeof(float) * N * ld);
     k::AttentionBackward(dqkv_, dqkv_ + qd, dqkv_ + qd + kvd, attn_scratch_, datt_, a.probs, a.qkv,
-                         a.qkv + qd, a.qkv + qd + kvd, key_start_.data(), ad);
+                         a.qkv + qd, a.qkv + qd + kvd, key_start_.data(), ad, pool_.get());
     k::RopeBackward(dqkv_, N, dm.H, dm.hd, ld, cos_, sin_);
     k::RopeBackward(dqkv_ + qd, N, dm.Hkv, dm.hd, ld, cos_, sin_);
     k::Sgemm(false, false, N, dm.d, ld, 1.0f, dqkv_, w.qkv, 0.0f, dhid_);         // dln1 (N, d)

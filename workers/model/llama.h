@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "kernels/cpu/thread_pool.h"
 #include "workers/model/config.h"
 #include "workers/model/packed_batch.h"
 #include "workers/model/param_view.h"
@@ -51,10 +52,12 @@ void LayerOutForward(const LayerTensors& w, const LayerDims& dims, int64_t n, co
 
 class LlamaModel {
  public:
-  // Activations for up to max_batch rows of max_seq tokens. Errors: a bad
+  // Activations for up to max_batch rows of max_seq tokens. threads: the
+  // worker threads attention runs on (between, never during, OpenBLAS
+  // calls). Default: 0 = std::thread::hardware_concurrency(). Errors: a bad
   // config (field named) or ResourceExhausted when buffers cannot be had.
   static Result<std::unique_ptr<LlamaModel>> Create(const LlamaConfig& config, int64_t max_batch,
-                                                    int64_t max_seq);
+                                                    int64_t max_seq, int threads = 0);
   ~LlamaModel();
   LlamaModel(const LlamaModel&) = delete;
   LlamaModel& operator=(const LlamaModel&) = delete;
@@ -121,6 +124,7 @@ class LlamaModel {
   LayerDims dims_;
   int64_t max_batch_, max_seq_;
   std::vector<double> inv_freq_;
+  std::unique_ptr<kernels::cpu::ThreadPool> pool_;
   FloatBuffer params_, grads_, acts_;
   std::vector<LayerActs> layer_acts_;
   // Shared activations and backward scratch (pointers into acts_).
