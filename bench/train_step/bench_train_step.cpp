@@ -125,14 +125,16 @@ class SgemmShapes {
 };
 
 // Seconds of the attention op alone (forward + backward, all L layers) for
-// full causal rows, so the step's non-sgemm share can be attributed.
+// full causal rows, on a pool like the model's, so the step's non-sgemm
+// share can be attributed.
 double AttentionSeconds(const herd::model::LlamaConfig& c, int64_t B, int64_t T) {
   namespace k = herd::kernels::cpu;
   const int64_t hd = c.head_dim, H = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const int64_t ld = (H + 2 * Hkv) * hd, N = B * T;
   const k::AttentionDims d{B, T, H, Hkv, hd, ld, ld, H * hd};
   std::vector<float> qkv(N * ld), dqkv(N * ld), out(N * H * hd), probs(B * H * T * T),
-      scratch(k::AttentionScratchFloats(d));
+      scratch(k::AttentionScratchFloats(d, 2));
+  k::ThreadPool pool(2);
   std::mt19937 rng(3);
   std::normal_distribution<float> nd;
   for (auto& x : qkv) x = nd(rng);
@@ -140,10 +142,10 @@ double AttentionSeconds(const herd::model::LlamaConfig& c, int64_t B, int64_t T)
   k::AttentionKeyStart(ks.data(), seg.data(), par.data(), B, T);
   auto run = [&] {
     k::AttentionForward(out.data(), probs.data(), qkv.data(), qkv.data() + H * hd,
-                        qkv.data() + (H + Hkv) * hd, seg.data(), par.data(), ks.data(), d);
+                        qkv.data() + (H + Hkv) * hd, seg.data(), par.data(), ks.data(), d, &pool);
     k::AttentionBackward(dqkv.data(), dqkv.data() + H * hd, dqkv.data() + (H + Hkv) * hd,
                          scratch.data(), out.data(), probs.data(), qkv.data(), qkv.data() + H * hd,
-                         qkv.data() + (H + Hkv) * hd, ks.data(), d);
+                         qkv.data() + (H + Hkv) * hd, ks.data(), d, &pool);
   };
   run();
   auto t0 = Clock::now();
