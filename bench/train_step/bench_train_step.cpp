@@ -25,6 +25,7 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/thread_pool.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "workers/model/llama.h"
 #include "workers/train/adamw.h"

@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/thread_pool.h"
 
 namespace herd::kernels::cpu {
 

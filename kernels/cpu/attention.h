@@ -21,9 +21,9 @@
 // rows cost about half of T*T, packed segments only their own windows.
 #include <cstdint>
 
-#include "kernels/cpu/thread_pool.h"
-
 namespace herd::kernels::cpu {
+
+class ThreadPool;  // kernels/cpu/thread_pool.h
 
 inline constexpr int64_t kAttnQueryBlock = 64;
 

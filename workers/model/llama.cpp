@@ -14,6 +14,7 @@
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
+#include "kernels/cpu/thread_pool.h"
 
 namespace herd::model {
 

@@ -15,11 +15,14 @@
 #include <vector>
 
 #include "common/status.h"
-#include "kernels/cpu/thread_pool.h"
 #include "workers/model/config.h"
 #include "workers/model/packed_batch.h"
 #include "workers/model/param_view.h"
 #include "workers/model/weights.h"
+
+namespace herd::kernels::cpu {
+class ThreadPool;
+}
 
 namespace herd::model {
 
