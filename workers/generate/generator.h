@@ -74,6 +74,8 @@ class Generator {
 
   // Runs every queued request to completion; samples ordered by
   // (request, idx). Afterwards the pool is full again and nothing is reserved.
+  // Errors here are internal (inputs were checked by Submit); a generator
+  // that returned one should be discarded.
   Result<std::vector<GeneratedSample>> Run();
 
   // Requests submitted and not yet returned by Run().

@@ -40,7 +40,9 @@ struct DecodeBatch {
 // longest prompt seen (prefill happens once per admitted prompt, not per step).
 struct ForwardWorkspace {
   int64_t max_batch = 0;
-  std::vector<float> x, h, q, k, v, att, g, u;  // (rows, width) activations
+  // (rows, width): x, h (d); q, att (H*hd); k, v (Hkv*hd); g (2f) = gate | up;
+  // u (f) = silu(gate) * up.
+  std::vector<float> x, h, q, k, v, att, g, u;
   std::vector<float> cos, sin;                  // (rows, hd/2)
   std::vector<float> rstd;                      // (rows)
   std::vector<int32_t> table_begin, kv_len;     // prefill queries (P)
