@@ -329,6 +329,7 @@ Status Store::OpenImpl(const StoreOptions& options) {
   db_path_ = options_.db_path.empty() ? (fs::path(options_.data_dir) / "db").string() : options_.db_path;
   if (options_.max_page_size == 0) return Status::InvalidArgument("StoreOptions.max_page_size is 0");
   if (options_.id_block == 0) return Status::InvalidArgument("StoreOptions.id_block is 0");
+  if (options_.max_scan_per_page == 0) return Status::InvalidArgument("StoreOptions.max_scan_per_page is 0");
   std::error_code ec;
   if (options_.create_if_missing && !options_.read_only) {
     fs::create_directories(fs::path(db_path_).parent_path(), ec);
@@ -682,10 +683,12 @@ Result<Page<T>> Store::ListPage(Family f, const std::string& scope, const std::s
   Page<T> page;
   std::string last_key;
   bool more = false;
+  uint32_t scanned = 0;
+  bool budget_hit = false;
   Status err;
   T rec;
   HERD_RETURN_IF_ERROR(Scan(f, lo, UpperFor(prefix), [&](const std::string& k, const std::string& v) {
-    if (page.items.size() == size) {
+    if (page.items.size() == size || budget_hit) {
       more = true;
       return false;
     }
@@ -696,6 +699,9 @@ Result<Page<T>> Store::ListPage(Family f, const std::string& scope, const std::s
     }
     last_key = k;
     if (!filter || filter(rec)) page.items.push_back(rec);
+    // Past the scan budget the page ends short; the next entry (if any) is
+    // only peeked at above, so a page ending exactly at the end has no token.
+    if (filter && ++scanned >= options_.max_scan_per_page) budget_hit = true;
     return true;
   }));
   HERD_RETURN_IF_ERROR(err);

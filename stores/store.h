@@ -76,6 +76,10 @@ struct StoreOptions {
   uint32_t max_page_size = 1000;
   // page_size used when a request gives 0. Default: 100.
   uint32_t default_page_size = 100;
+  // Records a filtered listing (requests by state, checkpoints by run) may
+  // scan for one page; past it the page is returned short, with a token.
+  // Bounds the work of one request. Default: 10000.
+  uint32_t max_scan_per_page = 10000;
   // Ids reserved per durable write of the id high-water mark (Store::NewId);
   // a crash skips at most this many. Default: 1024.
   uint64_t id_block = 1024;

@@ -97,6 +97,36 @@ TEST(ListingsTest, EveryListingPaginatesToTheWholeCollection) {
   EXPECT_TRUE(none->next_page_token.empty());
 }
 
+TEST(ListingsTest, FilteredListingsBoundTheWorkPerPage) {
+  testing::TempDir dir;
+  StoreOptions o;
+  o.data_dir = dir.path();
+  o.max_scan_per_page = 5;
+  auto st = Store::Open(o);
+  ASSERT_TRUE(st.ok());
+  WriteTxn t = (*st)->NewTxn();
+  // 40 requests, only #37 pending: a page may scan at most 5 of them.
+  for (int i = 0; i < 40; ++i) {
+    t.PutAnnotationRequest(AnnotationRequest{"run-1", "req-" + std::to_string(100 + i), 1, "p", {}, "a", "b", "", "",
+                                             i == 37 ? "pending" : "answered", "", 0, 0});
+  }
+  ASSERT_TRUE((*st)->Commit(t).ok());
+  PageRequest req;
+  req.page_size = 10;
+  int pages = 0;
+  std::vector<std::string> found;
+  while (true) {
+    auto page = (*st)->ListAnnotationRequests("run-1", "pending", req);
+    ASSERT_TRUE(page.ok());
+    ++pages;
+    for (auto& r : page->items) found.push_back(r.id);
+    if (page->next_page_token.empty()) break;
+    req.page_token = page->next_page_token;
+  }
+  EXPECT_EQ(found, std::vector<std::string>{"req-137"});
+  EXPECT_EQ(pages, 8);  // 40 records / 5 per page; the 8th page ends exactly at the end
+}
+
 TEST(ListingsTest, ConcurrentIdAllocationIsUnique) {
   testing::TempDir dir;
   StoreOptions o;
