@@ -34,6 +34,8 @@ class BodySink {
   virtual Response Finish(const Request& req) = 0;
 };
 
+// Handlers run on the server's io threads, possibly several at once: they
+// must be thread-safe, and should not block for long (see docs/api.md).
 using Handler = std::function<Response(const Request&)>;
 // Returns the sink for this request, or a Status to reject it before its
 // body is read.

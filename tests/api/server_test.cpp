@@ -311,6 +311,41 @@ TEST_F(ServerTest, AuthGives401And403AsProblems) {
   EXPECT_EQ(admin->status, 200);
 }
 
+TEST_F(ServerTest, EarlyAnswerReachesAClientStillUploading) {
+  // 403 is decided from the header; the server drains the unread 5 MB body
+  // while closing, so the client reads the 403 instead of a reset.
+  std::string file = std::string(R"({"name": "view", "role": "viewer", "token_sha256": ")") +
+                     Sha256Hex("t-view") + "\"}\n";
+  auto auth = Authenticator::Parse(file, "auth.jsonl");
+  ASSERT_TRUE(auth.ok());
+  Start({}, &*auth);
+  auto dir = testing::MakeTempDir("early");
+  auto path = (dir / "big.jsonl").string();
+  std::ofstream(path) << std::string(5 << 20, 'x');
+  auto r = Client("t-view")->UploadFile("POST", "/upload", path, "application/x-ndjson");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 403);
+  EXPECT_EQ(Problem(*r)["type"], "urn:herd:problem:permission-denied");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(ServerTest, SilentAndIdleConnectionsAreClosedByTheirDeadlines) {
+  ServerOptions o;
+  o.read_timeout = 200ms;
+  o.idle_timeout = 200ms;
+  Start(o);
+  RawConn silent(port_);  // never sends a byte
+  ASSERT_TRUE(silent.connected());
+  EXPECT_EQ(silent.ReadAll(), "");
+  EXPECT_TRUE(silent.peer_closed()) << "not closed within the 10 s recv timeout";
+  RawConn idle(port_);
+  idle.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string resp = idle.ReadAll();  // the answer, then the idle deadline closes
+  EXPECT_EQ(resp.rfind("HTTP/1.1 200", 0), 0u) << resp;
+  EXPECT_TRUE(idle.peer_closed());
+  EXPECT_TRUE(WaitFor([&] { return server_->stats().open_connections == 0; }));
+}
+
 TEST_F(ServerTest, HandlerExceptionIs500) {
   Start();
   auto r = Client()->Request("GET", "/throw");

@@ -35,6 +35,8 @@ class RawConn {
     if (fd_ >= 0) ::close(fd_);
   }
   bool connected() const { return connected_; }
+  // The last ReadAll ended because the peer closed (not the recv timeout).
+  bool peer_closed() const { return peer_closed_; }
   bool Send(const std::string& s) {
     size_t off = 0;
     while (off < s.size()) {
@@ -50,6 +52,7 @@ class RawConn {
     char buf[4096];
     for (;;) {
       ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n == 0) peer_closed_ = true;
       if (n <= 0) break;
       out.append(buf, static_cast<size_t>(n));
     }
@@ -70,6 +73,7 @@ class RawConn {
  private:
   int fd_ = -1;
   bool connected_ = false;
+  bool peer_closed_ = false;
 };
 
 inline std::filesystem::path MakeTempDir(const std::string& tag) {
