@@ -348,6 +348,12 @@ Status Store::OpenImpl(const StoreOptions& options) {
       std::make_shared<rocksdb::WriteBufferManager>(size_t(options_.total_write_buffer_bytes));
   dbo.paranoid_checks = true;
 
+  // Counters need the built-in uint64add; without it merges would fail at
+  // read time, so refuse to open instead.
+  std::shared_ptr<rocksdb::MergeOperator> counter_op;
+  HERD_RETURN_IF_ERROR(FromRocks(
+      rocksdb::MergeOperator::CreateFromString(rocksdb::ConfigOptions(), "uint64add", &counter_op),
+      "create the uint64add merge operator"));
   auto cache = rocksdb::NewLRUCache(size_t(options_.block_cache_bytes));
   const auto compression = BestCompression();
   auto make_cf = [&](Family f) {
@@ -375,11 +381,7 @@ Status Store::OpenImpl(const StoreOptions& options) {
       co.table_properties_collector_factories.push_back(
           rocksdb::NewCompactOnDeletionCollectorFactory(128, 64));
     }
-    if (t.merge_counter) {
-      std::shared_ptr<rocksdb::MergeOperator> op;
-      auto s = rocksdb::MergeOperator::CreateFromString(rocksdb::ConfigOptions(), "uint64add", &op);
-      if (s.ok()) co.merge_operator = op;
-    }
+    if (t.merge_counter) co.merge_operator = counter_op;
     return co;
   };
 
