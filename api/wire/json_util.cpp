@@ -88,6 +88,33 @@ class PathTracker : public nlohmann::json_sax<json> {
   std::vector<Frame> frames_;
 };
 
+// Byte offset of the bracket that opens level max_depth + 1, or npos.
+// nlohmann's recursive destructor and dump overflow the stack on very deep
+// documents (a 1 MiB line of '[' crashes), so depth is checked first.
+size_t FindExcessiveNesting(std::string_view s, int max_depth) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return i;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return std::string_view::npos;
+}
+
 std::string FieldSuffix(const std::string& path) {
   return path.empty() ? std::string() : " in field '" + path + "'";
 }
@@ -95,6 +122,11 @@ std::string FieldSuffix(const std::string& path) {
 }  // namespace
 
 Result<json> ParseJson(std::string_view text) {
+  if (size_t deep = FindExcessiveNesting(text, kMaxJsonDepth); deep != std::string_view::npos) {
+    return Status::InvalidArgument("invalid JSON at byte " + std::to_string(deep) +
+                                   ": nested deeper than " + std::to_string(kMaxJsonDepth) +
+                                   " levels");
+  }
   size_t bad = FindInvalidUtf8(text);
   if (bad == std::string_view::npos) {
     json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);

@@ -10,10 +10,14 @@
 
 namespace herd::api {
 
+// Deepest nesting of arrays/objects ParseJson accepts.
+inline constexpr int kMaxJsonDepth = 128;
+
 // Parses one JSON text. On failure the InvalidArgument message says where:
 //   "invalid UTF-8 at byte 17 in field 'chosen'"
 //   "invalid JSON at byte 5 in field 'prompt[1].content': syntax error ..."
-// Invalid UTF-8 anywhere (also in keys) is an error, as RFC 8259 §8.1 requires.
+// Invalid UTF-8 anywhere (also in keys) is an error, as RFC 8259 §8.1 requires;
+// so is nesting deeper than kMaxJsonDepth (it would overflow the stack).
 Result<nlohmann::json> ParseJson(std::string_view text);
 
 // Serialises for the wire; invalid UTF-8 that slipped into a value becomes

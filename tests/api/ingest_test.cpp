@@ -192,6 +192,8 @@ TEST(Annotation, InvalidLinesNameTheField) {
   EXPECT_EQ(ErrorOf(R"({"chosen": "no human turn", "rejected": "x"})"),
             "field 'chosen': an HH-RLHF transcript must start with \"\\n\\nHuman:\"");
   EXPECT_EQ(ErrorOf(R"(["not", "an", "object"])"), "a line must be a JSON object, got array");
+  EXPECT_EQ(ErrorOf(R"({"prompt": )" + std::string(100000, '[')),
+            "invalid JSON at byte 138: nested deeper than 128 levels");
   EXPECT_EQ(ErrorOf(R"({"prompt": "p"})"),
             "field 'chosen' missing (a record needs 'chosen' and 'rejected', or 'responses' and "
             "'ranking')");

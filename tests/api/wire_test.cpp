@@ -60,6 +60,18 @@ TEST(ParseJson, SyntaxErrorNamesTheFieldAndByte) {
   EXPECT_FALSE(ParseJson("{} trailing").ok());
 }
 
+TEST(ParseJson, DeepNestingIsAnErrorNotAStackOverflow) {
+  std::string deep(1 << 20, '[');  // a 1 MiB line of '[' used to crash nlohmann
+  auto j = ParseJson(deep);
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().message(), "invalid JSON at byte 128: nested deeper than 128 levels");
+  std::string ok = std::string(128, '[') + std::string(128, ']');
+  EXPECT_TRUE(ParseJson(ok).ok());
+  // Brackets inside strings (with escaped quotes) do not count.
+  std::string in_string = "[\"" + std::string(500, '[') + "\\\"\"]";
+  EXPECT_TRUE(ParseJson(in_string).ok()) << ParseJson(in_string).status().ToString();
+}
+
 TEST(DumpJson, ReplacesInvalidUtf8InsteadOfThrowing) {
   nlohmann::json j = {{"detail", "bad \xFF byte"}};
   std::string s = DumpJson(j);
