@@ -46,6 +46,7 @@ class RawConn {
     }
     return true;
   }
+  void ShutdownWrite() { ::shutdown(fd_, SHUT_WR); }
   // Reads until the peer closes (or the timeout).
   std::string ReadAll() {
     std::string out;
