@@ -1,5 +1,6 @@
 #include "api/ingest/upload.h"
 
+#include "api/metrics/registry.h"
 #include "api/wire/json_util.h"
 #include "api/wire/problem.h"
 
@@ -47,6 +48,18 @@ void AnnotationUpload::OnError(LineError&& e) {
   if (errors_.size() < opts_.max_reported_errors) errors_.push_back(std::move(e));
 }
 
+void AnnotationUpload::Count(uint64_t accepted, uint64_t duplicates, uint64_t rejected,
+                             uint64_t aborted) {
+  if (opts_.metrics == nullptr) return;
+  auto& f = opts_.metrics->AddCounter("herd_annotations_total",
+                                      "Annotation lines of finished uploads, by result.",
+                                      {"result"});
+  f.WithLabels({"accepted"}).Inc(static_cast<double>(accepted));
+  f.WithLabels({"duplicate"}).Inc(static_cast<double>(duplicates));
+  f.WithLabels({"rejected"}).Inc(static_cast<double>(rejected));
+  f.WithLabels({"aborted"}).Inc(static_cast<double>(aborted));
+}
+
 Status AnnotationUpload::OnChunk(std::string_view chunk) {
   reader_.Feed(chunk);
   if (!writer_status_.ok()) writer_->Abort();
@@ -61,6 +74,7 @@ api::Response AnnotationUpload::Finish(const api::Request&) {
   }
   if (opts_.atomic && rejected_ > 0) {
     writer_->Abort();
+    Count(0, 0, rejected_, accepted_ + duplicates_);
     std::vector<api::FieldError> errs;
     for (auto& e : errors_) errs.push_back({"", static_cast<long long>(e.line), e.detail});
     return api::MakeProblem(api::ProblemType::kUnprocessable,
@@ -70,6 +84,7 @@ api::Response AnnotationUpload::Finish(const api::Request&) {
   }
   Status st = writer_->Commit();
   if (!st.ok()) return api::ProblemFromStatus(st.WithContext("storing annotations"));
+  Count(accepted_, duplicates_, rejected_, 0);
   nlohmann::json errs = nlohmann::json::array();
   for (const auto& e : errors_) errs.push_back({{"line", e.line}, {"detail", e.detail}});
   nlohmann::json j = {{"accepted", accepted_},

@@ -13,6 +13,10 @@
 #include "api/ingest/annotation.h"
 #include "api/server/router.h"
 
+namespace herd::metrics {
+class Registry;
+}
+
 namespace herd::ingest {
 
 // Implemented by whoever stores annotations (the daemon).
@@ -37,6 +41,10 @@ struct UploadOptions {
   // At most this many line errors are listed in the reply (all are
   // counted). Default: 1000.
   size_t max_reported_errors = 1000;
+  // When set, each finished upload adds its lines to
+  // herd_annotations_total{result="accepted|duplicate|rejected|aborted"}
+  // ("aborted": valid lines of a failed atomic upload). Default: null.
+  metrics::Registry* metrics = nullptr;
 };
 
 // defaults + the request's query: "atomic=true|false|1|0". InvalidArgument
@@ -56,6 +64,7 @@ class AnnotationUpload : public api::BodySink {
  private:
   void OnRecord(Annotation&& a);
   void OnError(LineError&& e);
+  void Count(uint64_t accepted, uint64_t duplicates, uint64_t rejected, uint64_t aborted);
   UploadOptions opts_;
   std::unique_ptr<AnnotationWriter> writer_;
   AnnotationReader reader_;

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "api/client/client.h"
+#include "api/metrics/registry.h"
 #include "api/server/server.h"
 #include "tests/api/test_util.h"
 
@@ -53,6 +54,7 @@ class UploadTest : public ::testing::Test {
                      [this](const api::Request& req) -> Result<std::unique_ptr<api::BodySink>> {
                        UploadOptions d;
                        d.ingest.default_strength = Strength::kBetter;
+                       d.metrics = &registry_;
                        HERD_ASSIGN_OR_RETURN(UploadOptions o, UploadOptionsFromRequest(req, d));
                        return std::unique_ptr<api::BodySink>(new AnnotationUpload(
                            o, std::make_unique<MemoryWriter>(&store_)));
@@ -81,6 +83,13 @@ class UploadTest : public ::testing::Test {
     return r.ok() ? *r : api::Response();
   }
 
+  double Count(const char* result) {
+    return registry_.AddCounter("herd_annotations_total", "", {"result"})
+        .WithLabels({result})
+        .Value();
+  }
+
+  metrics::Registry registry_;
   MemoryStore store_;
   std::unique_ptr<api::Server> server_;
   std::unique_ptr<api::HttpClient> client_;
@@ -125,6 +134,10 @@ TEST_F(UploadTest, MixedFileExactCountsAndReuploadStoresNothingTwice) {
   EXPECT_EQ(k["accepted"], 0);
   EXPECT_EQ(k["duplicates"], 5);  // client ids and content-hash ids both dedupe
   EXPECT_EQ(store_.stored.size(), 5u);
+  EXPECT_EQ(Count("accepted"), 5);
+  EXPECT_EQ(Count("duplicate"), 5);
+  EXPECT_EQ(Count("rejected"), 12);
+  EXPECT_EQ(Count("aborted"), 0);
 }
 
 TEST_F(UploadTest, AtomicUploadStoresNothingOnError) {
@@ -136,6 +149,8 @@ TEST_F(UploadTest, AtomicUploadStoresNothingOnError) {
   EXPECT_EQ(j["errors"].size(), 6u);
   EXPECT_EQ(j["errors"][0]["line"], 7);
   EXPECT_TRUE(store_.stored.empty());
+  EXPECT_EQ(Count("aborted"), 5);
+  EXPECT_EQ(Count("accepted"), 0);
 
   // A clean atomic upload is stored.
   api::Response ok = Upload(
