@@ -73,6 +73,12 @@ struct Shape {
   bool ta, tb;
 };
 
+double CpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 // The model's linear-layer matmuls (forward, dX, dW of every projection
 // and the LM head), each weighted by how often a step runs it; buffers are
 // allocated once. RunOnce() times one pass over all shapes.
@@ -106,15 +112,19 @@ class SgemmShapes {
     for (auto& x : A_) x = u(rng);
     for (auto& x : B_) x = u(rng);
   }
-  // Seconds for one step's worth of these matmuls.
-  double RunOnce() {
-    double secs = 0;
+  // Wall seconds for one step's worth of these matmuls; *cpu gets the
+  // process CPU seconds they took.
+  double RunOnce(double* cpu = nullptr) {
+    double secs = 0, cpu_secs = 0;
     for (const auto& [s, times] : shapes_) {
+      const double c0 = CpuSeconds();
       auto t0 = Clock::now();
       herd::kernels::cpu::Sgemm(s.ta, s.tb, s.M, s.N, s.K, 1.0f, A_.data(), B_.data(), 0.0f,
                                 C_.data());
       secs += Seconds(t0, Clock::now()) * static_cast<double>(times);
+      cpu_secs += (CpuSeconds() - c0) * static_cast<double>(times);
     }
+    if (cpu) *cpu = cpu_secs;
     return secs;
   }
   double flops() const { return flops_; }
@@ -128,14 +138,14 @@ class SgemmShapes {
 // Seconds of the attention op alone (forward + backward, all L layers) for
 // full causal rows, on a pool like the model's, so the step's non-sgemm
 // share can be attributed.
-double AttentionSeconds(const herd::model::LlamaConfig& c, int64_t B, int64_t T) {
+double AttentionSeconds(const herd::model::LlamaConfig& c, int64_t B, int64_t T, int threads) {
   namespace k = herd::kernels::cpu;
   const int64_t hd = c.head_dim, H = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const int64_t ld = (H + 2 * Hkv) * hd, N = B * T;
   const k::AttentionDims d{B, T, H, Hkv, hd, ld, ld, H * hd};
   std::vector<float> qkv(N * ld), dqkv(N * ld), out(N * H * hd), probs(B * H * T * T),
-      scratch(k::AttentionScratchFloats(d, 2));
-  k::ThreadPool pool(2);
+      scratch(k::AttentionScratchFloats(d, threads));
+  k::ThreadPool pool(threads);
   std::mt19937 rng(3);
   std::normal_distribution<float> nd;
   for (auto& x : qkv) x = nd(rng);
@@ -160,9 +170,9 @@ long PeakRssMiB() {
   return ru.ru_maxrss / 1024;
 }
 
-void Run(const BenchConfig& bc, int steps) {
+void Run(const BenchConfig& bc, int steps, int threads) {
   using herd::model::LlamaModel;
-  auto mr = LlamaModel::Create(bc.c, bc.B, bc.T);
+  auto mr = LlamaModel::Create(bc.c, bc.B, bc.T, threads);
   if (!mr.ok()) {
     std::printf("%s: %s\n", bc.name, mr.status().ToString().c_str());
     return;
@@ -187,7 +197,9 @@ void Run(const BenchConfig& bc, int steps) {
   std::unique_ptr<SgemmShapes> ref;
   // Steps alternate with one pass of the reference sgemms, so both see the
   // same machine load (other processes share these cores). Step -1 warms up.
+  double cpu_steps = 0, cpu_sgemm = 0;
   for (int s = -1; s < steps; ++s) {
+    const double c0 = CpuSeconds();
     auto t0 = Clock::now();
     m.ZeroGrad();
     if (!m.Forward(b).ok()) return;
@@ -201,6 +213,7 @@ void Run(const BenchConfig& bc, int steps) {
     herd::train::ClipGradNorm(m.grads(), m.num_params(), 1.0);
     opt.Step(m.params(), m.grads(), 1e-4f);
     auto t4 = Clock::now();
+    if (s >= 0) cpu_steps += CpuSeconds() - c0;
     if (s >= 0) {
       t_fwd += Seconds(t0, t1);
       t_loss += Seconds(t1, t2);
@@ -211,7 +224,11 @@ void Run(const BenchConfig& bc, int steps) {
       ref = std::make_unique<SgemmShapes>(c, N);
       ref->RunOnce();
     }
-    if (s >= 0) t_sgemm += ref->RunOnce();
+    if (s >= 0) {
+      double cpu = 0;
+      t_sgemm += ref->RunOnce(&cpu);
+      cpu_sgemm += cpu;
+    }
   }
   const double step = (t_fwd + t_loss + t_bwd + t_opt) / steps;
   const int64_t L = c.num_hidden_layers, d = c.hidden_size, f = c.intermediate_size;
@@ -222,13 +239,21 @@ void Run(const BenchConfig& bc, int steps) {
   const double gflops = flop_per_token * N / step / 1e9;
   const double sgemm_secs = t_sgemm / steps;
   const double sgemm = ref->flops() / sgemm_secs / 1e9;
-  const double attn_secs = AttentionSeconds(c, bc.B, bc.T);
+  const double attn_secs = AttentionSeconds(c, bc.B, bc.T, threads);
   std::printf("%s\n", bc.name);
   std::printf("  params %.2fM (matmul %.2fM), FLOP/token = 6*N_mm + 6*L*T*H*hd = %.3g\n",
               m.num_params() / 1e6, n_mm / 1e6, flop_per_token);
   std::printf("  step %.1f ms  (fwd %.1f, loss %.1f, bwd %.1f, clip+adamw %.1f) over %d steps\n",
               step * 1e3, t_fwd / steps * 1e3, t_loss / steps * 1e3, t_bwd / steps * 1e3,
               t_opt / steps * 1e3, steps);
+  // Per CPU-second rates are less sensitive to other processes time-slicing
+  // the cores (but count OpenBLAS threads spinning while they wait).
+  std::printf("  process CPU time per step %.1f ms (%.2f cores busy); per CPU-second: step %.1f "
+              "GFLOP, sgemm %.1f GFLOP, ratio %.2f\n",
+              cpu_steps / steps * 1e3, cpu_steps / steps / step,
+              flop_per_token * N / (cpu_steps / steps) / 1e9,
+              ref->flops() / (cpu_sgemm / steps) / 1e9,
+              (flop_per_token * N / (cpu_steps / steps)) / (ref->flops() / (cpu_sgemm / steps)));
   std::printf("  %.0f tokens/s, %.1f GFLOP/s; sgemm at model shapes %.1f GFLOP/s; ratio %.2f\n",
               N / step, gflops, sgemm, gflops / sgemm);
   std::printf("  of a step: projection/LM-head sgemms at that rate %.1f ms, attention op "
@@ -243,9 +268,11 @@ int main(int argc, char** argv) {
   const std::string which = argc > 1 ? argv[1] : "all";
   const int steps = argc > 2 ? std::max(1, std::atoi(argv[2])) : 3;
   const char* th = std::getenv("OPENBLAS_NUM_THREADS");
-  std::printf("bench_train_step: OpenBLAS threads %d (OPENBLAS_NUM_THREADS=%s)\n",
-              herd::kernels::cpu::SetBlasThreads(0), th ? th : "unset");
-  if (which == "tiny" || which == "all") Run(Tiny(), steps * 5);
-  if (which == "small" || which == "all") Run(Small(), steps);
+  // The model's attention pool gets as many threads as OpenBLAS.
+  const int threads = herd::kernels::cpu::SetBlasThreads(0);
+  std::printf("bench_train_step: OpenBLAS and attention threads %d (OPENBLAS_NUM_THREADS=%s)\n",
+              threads, th ? th : "unset");
+  if (which == "tiny" || which == "all") Run(Tiny(), steps * 5, threads);
+  if (which == "small" || which == "all") Run(Small(), steps, threads);
   return 0;
 }
