@@ -26,6 +26,20 @@ struct RowCursor {
   }
 };
 
+// Drops the rows after the last one used (at least one row stays), so a
+// short batch (the end of an epoch, an eval tail) costs only its rows.
+int64_t RowsUsed(const RowCursor& cur, bool placed) { return placed ? cur.row + 1 : 1; }
+void KeepRows(model::PackedBatch* b, int64_t rows) {
+  const auto n = static_cast<size_t>(rows * b->T);
+  b->B = rows;
+  b->tokens.resize(n);
+  b->positions.resize(n);
+  b->segments.resize(n);
+  b->parents.resize(n);
+  b->targets.resize(n);
+  b->loss_weights.resize(n);
+}
+
 // Writes one segment [at, at+len) of tokens with positions starting at pos0.
 void WriteSegment(model::PackedBatch* b, int64_t at, const int32_t* ids, int64_t len,
                   int32_t pos0, int32_t segment, int32_t parent) {
@@ -58,6 +72,7 @@ Result<int64_t> PackSft(std::span<const SftExample> examples, int64_t B, int64_t
   out->Resize(B, T);
   RowCursor cur{B, T};
   int64_t consumed = 0;
+  bool placed = false;
   for (const auto& ex : examples) {
     const std::string where = "SFT example " + std::to_string(consumed);
     if (ex.tokens.empty()) return Status::InvalidArgument(where + ": no tokens");
@@ -83,7 +98,9 @@ Result<int64_t> PackSft(std::span<const SftExample> examples, int64_t B, int64_t
       out->loss_weights[at + k] = ex.train[k + 1] ? 1.0f : 0.0f;
     }
     ++consumed;
+    placed = true;
   }
+  KeepRows(out, RowsUsed(cur, placed));
   return consumed;
 }
 
@@ -97,6 +114,7 @@ Result<int64_t> PackRm(std::span<const RankedSample> samples, const RewardOption
   out->pairs.clear();
   RowCursor cur{B, T};
   int64_t consumed = 0;
+  bool placed = false;
   for (const auto& s : samples) {
     HERD_ASSIGN_OR_RETURN(ImpliedRanking rank, ImpliedPairs(s, opts));
     if (rank.pairs.empty()) {
@@ -143,7 +161,9 @@ Result<int64_t> PackRm(std::span<const RankedSample> samples, const RewardOption
       out->pairs.push_back({slot_of_unique[p.chosen], slot_of_unique[p.rejected], p.strength});
     }
     ++consumed;
+    placed = true;
   }
+  KeepRows(&out->batch, RowsUsed(cur, placed));
   return consumed;
 }
 
@@ -161,6 +181,7 @@ Result<int64_t> PackDpo(std::span<const DpoSample> samples, int64_t B, int64_t T
   out->pair_sample.clear();
   RowCursor cur{B, T};
   int64_t consumed = 0;
+  bool placed = false;
   for (const auto& s : samples) {
     const std::string where = "pair '" + s.pair_id + "'";
     if (s.prompt.empty()) return Status::InvalidArgument(where + ": prompt is empty");
@@ -216,7 +237,12 @@ Result<int64_t> PackDpo(std::span<const DpoSample> samples, int64_t B, int64_t T
     write_response(s.chosen, s.chosen_formatting, kDpoChosen);
     write_response(s.rejected, s.rejected_formatting, kDpoRejected);
     ++consumed;
+    placed = true;
   }
+  const int64_t rows = RowsUsed(cur, placed);
+  KeepRows(&b, rows);
+  out->flags.resize(static_cast<size_t>(rows * T));
+  out->pair_of.resize(static_cast<size_t>(rows * T));
   return consumed;
 }
 

@@ -22,8 +22,10 @@
 //
 // Several samples go into a row (next-fit, in order) until the next one does
 // not fit; a pack call fills at most B rows and reports how many samples it
-// consumed, which is the data position the trainer saves. Vectors in the
-// output batches are reused across calls (capacity kept).
+// consumed, which is the data position the trainer saves. The batch keeps
+// only the rows it used (batch.B <= B, at least 1), so a short batch costs
+// only its rows. Vectors in the output batches are reused across calls
+// (capacity kept).
 #include <cstdint>
 #include <span>
 #include <string>

@@ -74,6 +74,24 @@ TEST(PackSft, SegmentsPositionsTargetsAndWeights) {
   for (int32_t p : b.parents) EXPECT_EQ(p, -1);
 }
 
+TEST(PackSft, KeepsOnlyTheRowsItUsed) {
+  std::vector<SftExample> ex = {Conv({1, 2, 3}, {0, 1, 1}), Conv({1, 2, 3}, {0, 1, 1})};
+  PackedBatch b;
+  ASSERT_EQ(PackSft(ex, 4, 4, {}, &b).value(), 2);
+  EXPECT_EQ(b.B, 2);  // two rows of 4 used out of 4 allowed
+  EXPECT_EQ(b.tokens.size(), 8u);
+  EXPECT_EQ(b.loss_weights.size(), 8u);
+  ASSERT_EQ(PackSft({}, 4, 4, {}, &b).value(), 0);
+  EXPECT_EQ(b.B, 1);  // nothing packed: one row of padding
+  EXPECT_EQ(b.segments, std::vector<int32_t>(4, -1));
+  DpoBatch d;
+  std::vector<DpoSample> one = {{"x", {1, 2}, {5}, {0}, {6}, {0}}};
+  ASSERT_EQ(PackDpo(one, 3, 8, &d).value(), 1);
+  EXPECT_EQ(d.batch.B, 1);
+  EXPECT_EQ(d.flags.size(), 8u);
+  EXPECT_EQ(d.pair_of.size(), 8u);
+}
+
 TEST(PackSft, StopsWhenRowsAreFullAndChecksLengths) {
   std::vector<SftExample> ex = {Conv({1, 2, 3}, {0, 1, 1}), Conv({1, 2, 3}, {0, 1, 1}),
                                 Conv({1, 2, 3}, {0, 1, 1})};

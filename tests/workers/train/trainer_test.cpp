@@ -434,6 +434,15 @@ TEST(Trainer, OptionErrorsNameTheOption) {
   auto t2 = Trainer::Create(m.get(), rm.get(), nullptr, o);
   ASSERT_TRUE(t2.ok());
   EXPECT_FALSE((*t2)->Run().ok());
+  // A token outside the vocabulary is an error from the engine, not a crash.
+  auto ex = ReverseTask(4, 1);
+  ex[0].tokens[1] = static_cast<int32_t>(kV) + 5;
+  auto bad = MakeSftObjective(ex);
+  auto t3 = Trainer::Create(m.get(), bad.get(), nullptr, o);
+  ASSERT_TRUE(t3.ok());
+  auto st = (*t3)->Run();
+  EXPECT_FALSE(st.ok());
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
 }
 
 }  // namespace
