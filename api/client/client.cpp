@@ -179,7 +179,11 @@ Result<Response> HttpClient::Request(std::string_view method, std::string_view t
       return Status::Unavailable(what + ": write request: " + ec.message());
     }
     auto r = im.ReadResponse(what, &ec);
-    if (!r.ok() && reused && attempt == 0 && ConnectionClosedError(ec)) continue;
+    // The server may have acted on a request whose answer was lost, so only
+    // idempotent methods are resent after a failed read.
+    const bool idempotent = method == "GET" || method == "HEAD" || method == "PUT" ||
+                            method == "DELETE" || method == "OPTIONS";
+    if (!r.ok() && reused && attempt == 0 && idempotent && ConnectionClosedError(ec)) continue;
     return r;
   }
 }

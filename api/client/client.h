@@ -34,9 +34,10 @@ class HttpClient {
   ~HttpClient();
 
   // Any status the server answers is a Response (check .status); a Status
-  // error means no answer (connect refused, timeout, reset). A request on a
-  // kept-alive connection the server had closed is retried once on a new
-  // connection.
+  // error means no answer (connect refused, timeout, reset). A request whose
+  // write fails on a kept-alive connection the server had closed is retried
+  // once on a new connection; after a failed read only idempotent methods
+  // (GET, HEAD, PUT, DELETE, OPTIONS) are.
   Result<Response> Request(std::string_view method, std::string_view target,
                            std::string_view body = {}, const Headers& headers = {});
 

@@ -515,6 +515,21 @@ TEST_F(ServerTest, ClientJsonHelpersAndTimeouts) {
   EXPECT_EQ(quick->connections_opened(), 2u);
 }
 
+TEST_F(ServerTest, ClientReconnectsWhenTheServerClosedAnIdleConnection) {
+  ServerOptions o;
+  o.idle_timeout = 100ms;
+  Start(o);
+  auto c = Client();
+  ASSERT_EQ(c->Request("GET", "/healthz")->status, 200);
+  // The server's idle deadline closes the kept-alive connection...
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().open_connections == 0; }));
+  // ...and the client notices on its next request and resends it.
+  auto r = c->Request("GET", "/healthz");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(c->connections_opened(), 2u);
+}
+
 TEST(Client, RejectsBadUrlsAndReportsConnectErrors) {
   std::string h, p;
   EXPECT_TRUE(ParseBaseUrl("http://127.0.0.1:8080", &h, &p).ok());
