@@ -13,20 +13,20 @@
 // Usage: bench_train_step [tiny|small|all] [steps]   (default: all, 3 steps)
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/blas.h"
-#include "kernels/cpu/thread_pool.h"
 #include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/thread_pool.h"
 #include "workers/model/llama.h"
 #include "workers/train/adamw.h"
 #include "workers/train/grad_clip.h"
@@ -76,7 +76,8 @@ struct Shape {
 double CpuSeconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 // The model's linear-layer matmuls (forward, dX, dW of every projection
@@ -85,7 +86,8 @@ double CpuSeconds() {
 class SgemmShapes {
  public:
   SgemmShapes(const herd::model::LlamaConfig& c, int64_t tokens) {
-    const int64_t d = c.hidden_size, f = c.intermediate_size, V = c.vocab_size, L = c.num_hidden_layers;
+    const int64_t d = c.hidden_size, f = c.intermediate_size, V = c.vocab_size,
+                  L = c.num_hidden_layers;
     const int64_t qd = c.q_dim(), qkv = qd + 2 * c.kv_dim();
     struct Lin {
       int64_t out, in, times;
@@ -93,9 +95,9 @@ class SgemmShapes {
     const Lin lins[] = {{qkv, d, L}, {d, qd, L}, {2 * f, d, L}, {d, f, L}, {V, d, 1}};
     size_t a = 0, b = 0, cc = 0;
     for (const Lin& l : lins) {
-      const Shape sh[] = {{tokens, l.out, l.in, false, true},    // Y = X W^T
-                          {tokens, l.in, l.out, false, false},   // dX = dY W
-                          {l.out, l.in, tokens, true, false}};   // dW = dY^T X
+      const Shape sh[] = {{tokens, l.out, l.in, false, true},   // Y = X W^T
+                          {tokens, l.in, l.out, false, false},  // dX = dY W
+                          {l.out, l.in, tokens, true, false}};  // dW = dY^T X
       for (const Shape& s : sh) {
         shapes_.push_back({s, l.times});
         a = std::max(a, static_cast<size_t>(s.M * s.K));
@@ -248,18 +250,21 @@ void Run(const BenchConfig& bc, int steps, int threads) {
               t_opt / steps * 1e3, steps);
   // Per CPU-second rates are less sensitive to other processes time-slicing
   // the cores (but count OpenBLAS threads spinning while they wait).
-  std::printf("  process CPU time per step %.1f ms (%.2f cores busy); per CPU-second: step %.1f "
-              "GFLOP, sgemm %.1f GFLOP, ratio %.2f\n",
-              cpu_steps / steps * 1e3, cpu_steps / steps / step,
-              flop_per_token * N / (cpu_steps / steps) / 1e9,
-              ref->flops() / (cpu_sgemm / steps) / 1e9,
-              (flop_per_token * N / (cpu_steps / steps)) / (ref->flops() / (cpu_sgemm / steps)));
+  std::printf(
+      "  process CPU time per step %.1f ms (%.2f cores busy); per CPU-second: step %.1f "
+      "GFLOP, sgemm %.1f GFLOP, ratio %.2f\n",
+      cpu_steps / steps * 1e3, cpu_steps / steps / step,
+      flop_per_token * N / (cpu_steps / steps) / 1e9, ref->flops() / (cpu_sgemm / steps) / 1e9,
+      (flop_per_token * N / (cpu_steps / steps)) / (ref->flops() / (cpu_sgemm / steps)));
   std::printf("  %.0f tokens/s, %.1f GFLOP/s; sgemm at model shapes %.1f GFLOP/s; ratio %.2f\n",
               N / step, gflops, sgemm, gflops / sgemm);
-  std::printf("  of a step: projection/LM-head sgemms at that rate %.1f ms, attention op "
-              "(fwd+bwd, all layers) %.1f ms, rest %.1f ms\n",
-              sgemm_secs * 1e3, attn_secs * 1e3, (step - sgemm_secs - attn_secs) * 1e3);
-  std::printf("  peak RSS %ld MiB (model, optimizer and activations, before the sgemm reference buffers)\n", rss_model);
+  std::printf(
+      "  of a step: projection/LM-head sgemms at that rate %.1f ms, attention op "
+      "(fwd+bwd, all layers) %.1f ms, rest %.1f ms\n",
+      sgemm_secs * 1e3, attn_secs * 1e3, (step - sgemm_secs - attn_secs) * 1e3);
+  std::printf(
+      "  peak RSS %ld MiB (model, optimizer and activations, before the sgemm reference buffers)\n",
+      rss_model);
 }
 
 }  // namespace

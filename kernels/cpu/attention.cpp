@@ -92,7 +92,7 @@ void AttentionForward(float* out, float* probs, const float* q, const float* k, 
       const float* V = v + (b * T + k0) * d.ld_kv + g * hd;  // (kw, hd)
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
         float* P = probs + ((b * d.H + h) * T + i0) * T + k0;  // (rows, kw), ld T
-        const float* Q = q + (b * T + i0) * d.ld_q + h * hd;    // (rows, hd), ld ld_q
+        const float* Q = q + (b * T + i0) * d.ld_q + h * hd;   // (rows, hd), ld ld_q
         // S(rows, kw) = scale * Q K^T
         SgemmStrided(false, true, rows, kw, hd, scale, Q, d.ld_q, K, d.ld_kv, 0.0f, P, T);
         for (int64_t r = 0; r < rows; ++r) {

@@ -28,11 +28,11 @@ class ThreadPool;  // kernels/cpu/thread_pool.h
 inline constexpr int64_t kAttnQueryBlock = 64;
 
 struct AttentionDims {
-  int64_t B = 0, T = 0;   // rows, tokens per row
-  int64_t H = 0;          // query heads
-  int64_t Hkv = 0;        // key/value heads, H % Hkv == 0
-  int64_t hd = 0;         // head dim
-  int64_t ld_q = 0;       // row strides (floats) of q, k/v, out
+  int64_t B = 0, T = 0;  // rows, tokens per row
+  int64_t H = 0;         // query heads
+  int64_t Hkv = 0;       // key/value heads, H % Hkv == 0
+  int64_t hd = 0;        // head dim
+  int64_t ld_q = 0;      // row strides (floats) of q, k/v, out
   int64_t ld_kv = 0;
   int64_t ld_out = 0;
 };

@@ -4,8 +4,8 @@
 
 namespace herd::kernels::cpu {
 
-void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-           const float* A, const float* B, float beta, float* C) {
+void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           const float* B, float beta, float* C) {
   const int64_t lda = trans_a ? M : K;
   const int64_t ldb = trans_b ? K : N;
   SgemmStrided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, N);

@@ -6,8 +6,8 @@ namespace herd::kernels::cpu {
 
 // C(M,N) = alpha * op(A) op(B) + beta * C, row-major; op = transpose when
 // trans_a / trans_b. lda/ldb/ldc default to the packed leading dimension.
-void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-           const float* A, const float* B, float beta, float* C);
+void Sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           const float* B, float beta, float* C);
 
 // As Sgemm with explicit leading dimensions (row strides in floats), for
 // sub-matrices such as one head's columns of a (tokens, H*hd) activation.

@@ -44,7 +44,8 @@ void TargetLogProbs(float* logp, const float* logits, const int32_t* targets, in
     }
     const float mx = MaxOf(x, V);
     const float sum = ExpShiftSumConst(x, V, mx);
-    logp[n] = static_cast<float>(static_cast<double>(x[t] - mx) - std::log(static_cast<double>(sum)));
+    logp[n] =
+        static_cast<float>(static_cast<double>(x[t] - mx) - std::log(static_cast<double>(sum)));
   }
 }
 

@@ -18,7 +18,6 @@ double SoftmaxCrossEntropyInPlace(float* logits, float* losses, const int32_t* t
 // Per-token log-probability of the target, log softmax(logits[n])[targets[n]]
 // (0 where targets[n] < 0); logits are not modified. Used by objectives that
 // need sequence log-probs (DPO, evaluation).
-void TargetLogProbs(float* logp, const float* logits, const int32_t* targets, int64_t N,
-                    int64_t V);
+void TargetLogProbs(float* logp, const float* logits, const int32_t* targets, int64_t N, int64_t V);
 
 }  // namespace herd::kernels::cpu

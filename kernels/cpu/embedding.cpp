@@ -4,8 +4,7 @@
 
 namespace herd::kernels::cpu {
 
-void EmbeddingForward(float* out, const int32_t* tokens, const float* table, int64_t N,
-                      int64_t C) {
+void EmbeddingForward(float* out, const int32_t* tokens, const float* table, int64_t N, int64_t C) {
   for (int64_t n = 0; n < N; ++n)
     std::memcpy(out + n * C, table + static_cast<int64_t>(tokens[n]) * C, sizeof(float) * C);
 }

@@ -12,13 +12,13 @@ namespace herd::kernels::cpu {
 
 inline float FastExp(float x) {
   const float kLog2e = 1.44269504088896341f;
-  const float kLn2Hi = 0.693145751953125f;      // ln2 split so n*kLn2Hi is exact
+  const float kLn2Hi = 0.693145751953125f;  // ln2 split so n*kLn2Hi is exact
   const float kLn2Lo = 1.428606765330187045e-06f;
-  const float kShift = 12582912.0f;             // 1.5 * 2^23: rounds to nearest integer
+  const float kShift = 12582912.0f;  // 1.5 * 2^23: rounds to nearest integer
   float xc = x < -87.3f ? -87.3f : x;
   xc = xc > 88.3f ? 88.3f : xc;
   const float t = xc * kLog2e + kShift;
-  const float n = t - kShift;                   // round(x / ln2)
+  const float n = t - kShift;  // round(x / ln2)
   const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
   float p = 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;

@@ -28,8 +28,8 @@ void RopeInvFreq(double* inv_freq, int64_t head_dim, double theta,
   }
 }
 
-void RopeTables(float* cos, float* sin, const int32_t* positions, int64_t N,
-                const double* inv_freq, int64_t half) {
+void RopeTables(float* cos, float* sin, const int32_t* positions, int64_t N, const double* inv_freq,
+                int64_t half) {
   for (int64_t n = 0; n < N; ++n) {
     const double p = positions[n];
     for (int64_t k = 0; k < half; ++k) {

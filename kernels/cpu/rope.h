@@ -10,9 +10,9 @@ namespace herd::kernels::cpu {
 
 // Llama 3.1 "llama3" rope_scaling (HF _compute_llama3_parameters).
 struct Llama3RopeScaling {
-  double factor = 8.0;                      // Default: 8
-  double low_freq_factor = 1.0;             // Default: 1
-  double high_freq_factor = 4.0;            // Default: 4
+  double factor = 8.0;                             // Default: 8
+  double low_freq_factor = 1.0;                    // Default: 1
+  double high_freq_factor = 4.0;                   // Default: 4
   double original_max_position_embeddings = 8192;  // Default: 8192
 };
 
@@ -24,8 +24,8 @@ void RopeInvFreq(double* inv_freq, int64_t head_dim, double theta,
                  const Llama3RopeScaling* scaling);
 
 // cos(N, hd/2), sin(N, hd/2) for positions(N); angles computed in float64.
-void RopeTables(float* cos, float* sin, const int32_t* positions, int64_t N,
-                const double* inv_freq, int64_t half);
+void RopeTables(float* cos, float* sin, const int32_t* positions, int64_t N, const double* inv_freq,
+                int64_t half);
 
 // Rotates n_heads consecutive head vectors of each of N rows in place.
 // x row n starts at x + n*ld; head h at + h*hd.  cos/sin (N, hd/2).

@@ -50,8 +50,8 @@ double RelErr(const std::vector<float>& got, const Vec& want) {
 Vec FdGrad(const Fn& f, Vec x, const std::vector<size_t>& idx = {}) {
   const double h = 1e-6;
   std::vector<size_t> all;
-  const auto& ix = idx.empty() ? (all.resize(x.size()), std::iota(all.begin(), all.end(), 0), all)
-                               : idx;
+  const auto& ix =
+      idx.empty() ? (all.resize(x.size()), std::iota(all.begin(), all.end(), 0), all) : idx;
   Vec g(ix.size());
   for (size_t n = 0; n < ix.size(); ++n) {
     const size_t i = ix[n];
@@ -237,7 +237,8 @@ Vec AttnRef(const AttnCase& c, const Vec& q, const Vec& k, const Vec& v) {
           if (s[j] == -INFINITY) continue;
           const double p = std::exp(s[j] - mx) / z;
           for (int64_t e = 0; e < d.hd; ++e)
-            out[qi * d.ld_out + h * d.hd + e] += p * v[(b * d.T + j) * d.ld_kv + (h / group) * d.hd + e];
+            out[qi * d.ld_out + h * d.hd + e] +=
+                p * v[(b * d.T + j) * d.ld_kv + (h / group) * d.hd + e];
         }
       }
   return out;
@@ -250,7 +251,7 @@ AttnCase MakeCase(int64_t T) {
   c.d.H = 4;
   c.d.Hkv = 2;
   c.d.hd = 6;
-  c.d.ld_q = c.d.H * c.d.hd + 3;   // odd strides: slices of a wider buffer
+  c.d.ld_q = c.d.H * c.d.hd + 3;  // odd strides: slices of a wider buffer
   c.d.ld_kv = c.d.Hkv * c.d.hd + 1;
   c.d.ld_out = c.d.H * c.d.hd + 2;
   c.seg.assign(c.d.B * T, -1);
@@ -260,9 +261,12 @@ AttnCase MakeCase(int64_t T) {
   // Row 1: prompt P, responses A, B that see P and themselves, padding.
   for (int64_t i = 0; i < T; ++i) {
     const int64_t n = T + i;
-    if (i < T / 4) c.seg[n] = 5;
-    else if (i < T / 2) c.seg[n] = 7, c.par[n] = 5;
-    else if (i < T - 2) c.seg[n] = 9, c.par[n] = 5;
+    if (i < T / 4)
+      c.seg[n] = 5;
+    else if (i < T / 2)
+      c.seg[n] = 7, c.par[n] = 5;
+    else if (i < T - 2)
+      c.seg[n] = 9, c.par[n] = 5;
   }
   // Row 2: all padding.
   return c;
@@ -415,8 +419,8 @@ TEST(CrossEntropy, LossAndGradient) {
   std::vector<float> logp(N);
   TargetLogProbs(logp.data(), logits.data(), tgt.data(), N, V);
   std::vector<float> g = logits, losses(N);
-  const double loss = SoftmaxCrossEntropyInPlace(g.data(), losses.data(), tgt.data(), w.data(), N,
-                                                 V, 0.25f);
+  const double loss =
+      SoftmaxCrossEntropyInPlace(g.data(), losses.data(), tgt.data(), w.data(), N, V, 0.25f);
   EXPECT_NEAR(loss, ref(xd), 1e-5 * std::abs(ref(xd)));
   for (int64_t n = 0; n < N; ++n) EXPECT_NEAR(-logp[n], tgt[n] < 0 ? 0.0 : losses[n], 1e-5);
   Vec fd = FdGrad(ref, xd);

@@ -37,7 +37,7 @@ void LayerQkvForward(const LayerTensors& w, const LayerDims& dm, int64_t n, cons
   k::RmsNormForward(ln1, rstd1, x, w.input_norm, n, dm.d, dm.eps);
   // qkv (n, qkv_dim) = ln1 (n, d) . Wqkv^T (d, qkv_dim)
   k::Sgemm(false, true, n, ld, dm.d, 1.0f, ln1, w.qkv, 0.0f, qkv);
-  k::RopeForward(qkv, n, dm.H, dm.hd, ld, cos, sin);                  // q heads
+  k::RopeForward(qkv, n, dm.H, dm.hd, ld, cos, sin);                 // q heads
   k::RopeForward(qkv + dm.q_dim(), n, dm.Hkv, dm.hd, ld, cos, sin);  // k heads
 }
 
@@ -64,9 +64,8 @@ LlamaModel::LlamaModel(ParamLayout layout, int64_t max_batch, int64_t max_seq)
 
 LlamaModel::~LlamaModel() = default;
 
-Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config,
-                                                       int64_t max_batch, int64_t max_seq,
-                                                       int threads) {
+Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config, int64_t max_batch,
+                                                       int64_t max_seq, int threads) {
   if (max_batch <= 0) return Status::InvalidArgument("LlamaModel: max_batch must be positive");
   if (max_seq <= 0) return Status::InvalidArgument("LlamaModel: max_seq must be positive");
   HERD_ASSIGN_OR_RETURN(ParamLayout layout, ParamLayout::Create(config));
@@ -225,8 +224,8 @@ Status LlamaModel::Forward(const PackedBatch& batch, Head head) {
       k::Sgemm(false, true, N, 1, dm.d, 1.0f, hidden_, params + layout_.score(), 0.0f, values_);
     } else {
       // logits (N, V) = hidden (N, d) . W^T (d, V), W = lm_head or embed_tokens (tied)
-      k::Sgemm(false, true, N, config().vocab_size, dm.d, 1.0f, hidden_,
-               params + layout_.lm_head(), 0.0f, logits_);
+      k::Sgemm(false, true, N, config().vocab_size, dm.d, 1.0f, hidden_, params + layout_.lm_head(),
+               0.0f, logits_);
     }
   }
   have_forward_ = true;
@@ -280,22 +279,22 @@ Status LlamaModel::BackwardFromHidden(const float* dhidden) {
     const LayerTensors w = layout_.Layer(l, params);
     const LayerTensors g = layout_.Layer(l, grads);
     // MLP: out = x_mid + h Wdown^T
-    k::Sgemm(false, false, N, dm.f, dm.d, 1.0f, dres_, w.down, 0.0f, dh_);        // dh (N, f)
-    k::Sgemm(true, false, dm.d, dm.f, N, 1.0f, dres_, a.h, 1.0f, g.down);         // dWdown (d, f)
-    k::SwiGluBackward(dgu_, dh_, a.gu, N, dm.f);                                   // dgu (N, 2f)
-    k::Sgemm(false, false, N, dm.d, 2 * dm.f, 1.0f, dgu_, w.gate_up, 0.0f, dhid_); // dln2 (N, d)
-    k::Sgemm(true, false, 2 * dm.f, dm.d, N, 1.0f, dgu_, a.ln2, 1.0f, g.gate_up);  // dWgu (2f, d)
+    k::Sgemm(false, false, N, dm.f, dm.d, 1.0f, dres_, w.down, 0.0f, dh_);          // dh (N, f)
+    k::Sgemm(true, false, dm.d, dm.f, N, 1.0f, dres_, a.h, 1.0f, g.down);           // dWdown (d, f)
+    k::SwiGluBackward(dgu_, dh_, a.gu, N, dm.f);                                    // dgu (N, 2f)
+    k::Sgemm(false, false, N, dm.d, 2 * dm.f, 1.0f, dgu_, w.gate_up, 0.0f, dhid_);  // dln2 (N, d)
+    k::Sgemm(true, false, 2 * dm.f, dm.d, N, 1.0f, dgu_, a.ln2, 1.0f, g.gate_up);   // dWgu (2f, d)
     k::RmsNormBackward(dres_, g.post_norm, dhid_, a.x_mid, w.post_norm, a.rstd2, N, dm.d);
     // Attention: x_mid = x + att Wo^T
-    k::Sgemm(false, false, N, qd, dm.d, 1.0f, dres_, w.o, 0.0f, datt_);          // datt (N, qd)
-    k::Sgemm(true, false, dm.d, qd, N, 1.0f, dres_, a.att, 1.0f, g.o);           // dWo (d, qd)
+    k::Sgemm(false, false, N, qd, dm.d, 1.0f, dres_, w.o, 0.0f, datt_);  // datt (N, qd)
+    k::Sgemm(true, false, dm.d, qd, N, 1.0f, dres_, a.att, 1.0f, g.o);   // dWo (d, qd)
     std::memset(dqkv_, 0, sizeof(float) * N * ld);
     k::AttentionBackward(dqkv_, dqkv_ + qd, dqkv_ + qd + kvd, attn_scratch_, datt_, a.probs, a.qkv,
                          a.qkv + qd, a.qkv + qd + kvd, key_start_.data(), ad, pool_.get());
     k::RopeBackward(dqkv_, N, dm.H, dm.hd, ld, cos_, sin_);
     k::RopeBackward(dqkv_ + qd, N, dm.Hkv, dm.hd, ld, cos_, sin_);
-    k::Sgemm(false, false, N, dm.d, ld, 1.0f, dqkv_, w.qkv, 0.0f, dhid_);         // dln1 (N, d)
-    k::Sgemm(true, false, ld, dm.d, N, 1.0f, dqkv_, a.ln1, 1.0f, g.qkv);          // dWqkv
+    k::Sgemm(false, false, N, dm.d, ld, 1.0f, dqkv_, w.qkv, 0.0f, dhid_);  // dln1 (N, d)
+    k::Sgemm(true, false, ld, dm.d, N, 1.0f, dqkv_, a.ln1, 1.0f, g.qkv);   // dWqkv
     k::RmsNormBackward(dres_, g.input_norm, dhid_, a.x, w.input_norm, a.rstd1, N, dm.d);
   }
   k::EmbeddingBackward(grads + layout_.embed(), dres_, tokens_.data(), N, dm.d);

@@ -71,8 +71,8 @@ class LlamaModel {
   int64_t max_batch() const { return max_batch_; }
   int64_t max_seq() const { return max_seq_; }
 
-  float* params() { return params_.data(); }      // (layout().numel())
-  float* grads() { return grads_.data(); }        // same layout
+  float* params() { return params_.data(); }  // (layout().numel())
+  float* grads() { return grads_.data(); }    // same layout
   int64_t num_params() const { return layout_.numel(); }
   std::vector<ParamView> ParamViews() { return layout_.Views(params_.data()); }
   std::vector<ParamView> GradViews() { return layout_.Views(grads_.data()); }

@@ -88,8 +88,8 @@ const TensorSlot* ParamLayout::Find(std::string_view name) const {
 
 LayerTensors ParamLayout::Layer(int64_t i, float* base) const {
   const LayerOffsets& l = layer(i);
-  return {base + l.qkv, base + l.o, base + l.gate_up, base + l.down, base + l.input_norm,
-          base + l.post_norm};
+  return {base + l.qkv,  base + l.o,          base + l.gate_up,
+          base + l.down, base + l.input_norm, base + l.post_norm};
 }
 
 std::vector<ParamView> ParamLayout::Views(float* base) const {

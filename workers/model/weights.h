@@ -72,7 +72,7 @@ class ParamLayout {
   int64_t final_norm() const { return final_norm_; }  // (d)
   // lm_head (V, d): the embedding's offset when tied; -1 for a reward model.
   int64_t lm_head() const { return lm_head_; }
-  int64_t score() const { return score_; }            // (1, d), -1 unless reward model
+  int64_t score() const { return score_; }  // (1, d), -1 unless reward model
   const LayerOffsets& layer(int64_t i) const { return layers_[static_cast<size_t>(i)]; }
   LayerTensors Layer(int64_t i, float* base) const;
 

@@ -1,6 +1,5 @@
 #include "workers/train/adamw.h"
 
-
 #include <algorithm>
 #include <cmath>
 
@@ -9,7 +8,6 @@
 #endif
 
 namespace herd::train {
-
 
 AdamW::AdamW(int64_t n, AdamWOptions options, std::vector<std::pair<int64_t, int64_t>> no_decay)
     : n_(n), opt_(options), m_(static_cast<size_t>(n), 0.0f), v_(static_cast<size_t>(n), 0.0f) {

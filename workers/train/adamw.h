@@ -24,8 +24,7 @@ class AdamW {
   // n parameters. no_decay: [offset, offset+len) ranges that get no weight
   // decay (norm weights; see ParamLayout::NoDecayRanges). Allocates m and v
   // once, zeroed.
-  AdamW(int64_t n, AdamWOptions options,
-        std::vector<std::pair<int64_t, int64_t>> no_decay = {});
+  AdamW(int64_t n, AdamWOptions options, std::vector<std::pair<int64_t, int64_t>> no_decay = {});
 
   // One update with learning rate lr (from the schedule). grads is read only.
   void Step(float* params, const float* grads, float lr);

@@ -12,7 +12,8 @@ namespace herd::train {
 class GradAccumulator {
  public:
   // micro_batches per optimizer step. Default: 1.
-  explicit GradAccumulator(int64_t micro_batches = 1) : micro_(micro_batches < 1 ? 1 : micro_batches) {}
+  explicit GradAccumulator(int64_t micro_batches = 1)
+      : micro_(micro_batches < 1 ? 1 : micro_batches) {}
 
   // Records a finished micro-batch; true when the step's last one is in.
   bool Add(double weight_sum, double loss_sum) {

@@ -9,11 +9,11 @@ namespace herd::train {
 
 struct LrScheduleOptions {
   enum class Decay { kCosine, kLinear };
-  double peak_lr = 1e-5;       // Default: 1e-5 (Llama 3 SFT / DPO)
-  int64_t warmup_steps = 0;    // Default: 0; step s < warmup gets peak*(s+1)/warmup
-  int64_t total_steps = 1000;  // Default: 1000; decay ends here (> warmup_steps)
+  double peak_lr = 1e-5;         // Default: 1e-5 (Llama 3 SFT / DPO)
+  int64_t warmup_steps = 0;      // Default: 0; step s < warmup gets peak*(s+1)/warmup
+  int64_t total_steps = 1000;    // Default: 1000; decay ends here (> warmup_steps)
   Decay decay = Decay::kCosine;  // Default: cosine
-  double min_lr_ratio = 0.1;   // Default: 0.1; floor = peak_lr * ratio, in (0, 1]
+  double min_lr_ratio = 0.1;     // Default: 0.1; floor = peak_lr * ratio, in (0, 1]
 };
 
 class LrSchedule {

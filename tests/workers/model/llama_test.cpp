@@ -110,7 +110,8 @@ enum class HeadKind { kLm, kReward, kHidden };
 double Loss(LlamaModel& m, const PackedBatch& b, HeadKind kind, const std::vector<double>& r) {
   const int64_t N = b.size();
   EXPECT_TRUE(m.Forward(b, kind == HeadKind::kHidden ? LlamaModel::Head::kHiddenOnly
-                                                     : LlamaModel::Head::kFull).ok());
+                                                     : LlamaModel::Head::kFull)
+                  .ok());
   double L = 0;
   if (kind == HeadKind::kLm) {
     const int64_t V = m.config().vocab_size;
@@ -207,13 +208,13 @@ TEST_P(ModelGradTest, EveryTensorMatchesFiniteDifferences) {
   EXPECT_GE(checked, 2 * 9 + 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Heads, ModelGradTest,
-    ::testing::Values(GradCase{"untied_lm", false, false, HeadKind::kLm},
-                      GradCase{"tied_lm", true, false, HeadKind::kLm},
-                      GradCase{"reward", false, true, HeadKind::kReward},
-                      GradCase{"hidden_only", false, false, HeadKind::kHidden}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Heads, ModelGradTest,
+                         ::testing::Values(GradCase{"untied_lm", false, false, HeadKind::kLm},
+                                           GradCase{"tied_lm", true, false, HeadKind::kLm},
+                                           GradCase{"reward", false, true, HeadKind::kReward},
+                                           GradCase{"hidden_only", false, false,
+                                                    HeadKind::kHidden}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 double RelErr(const float* a, const float* b, int64_t n) {
   double e = 0, r = 0;

@@ -30,13 +30,12 @@ TEST(ParamLayout, HfNamesShapesAndContiguousOrder) {
   ASSERT_EQ(t.size(), 1u + 3u * 9u + 2u);
   EXPECT_EQ(t[0].name, "model.embed_tokens.weight");
   EXPECT_EQ(t[0].shape, (std::vector<int64_t>{50, 16}));
-  const char* per_layer[] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
-                             "self_attn.v_proj.weight", "self_attn.o_proj.weight",
-                             "mlp.gate_proj.weight",    "mlp.up_proj.weight",
-                             "mlp.down_proj.weight",    "input_layernorm.weight",
-                             "post_attention_layernorm.weight"};
-  const std::vector<int64_t> shapes[] = {{16, 16}, {8, 16}, {8, 16}, {16, 16}, {24, 16},
-                                         {24, 16}, {16, 24}, {16},   {16}};
+  const char* per_layer[] = {
+      "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+      "self_attn.o_proj.weight", "mlp.gate_proj.weight",    "mlp.up_proj.weight",
+      "mlp.down_proj.weight",    "input_layernorm.weight",  "post_attention_layernorm.weight"};
+  const std::vector<int64_t> shapes[] = {{16, 16}, {8, 16},  {8, 16}, {16, 16}, {24, 16},
+                                         {24, 16}, {16, 24}, {16},    {16}};
   for (int l = 0; l < 3; ++l)
     for (int j = 0; j < 9; ++j) {
       const auto& s = t[1 + l * 9 + j];
@@ -102,7 +101,8 @@ TEST(ParamLayout, ViewsMirrorAnyBuffer) {
   // No-decay ranges: exactly the 1-D tensors.
   std::set<int64_t> nd;
   for (auto [o, n] : r->NoDecayRanges()) nd.insert(o);
-  for (const auto& t : r->tensors()) EXPECT_EQ(nd.count(t.offset) == 1, t.shape.size() == 1) << t.name;
+  for (const auto& t : r->tensors())
+    EXPECT_EQ(nd.count(t.offset) == 1, t.shape.size() == 1) << t.name;
 }
 
 TEST(ParamLayout, ConfigErrorsNameTheField) {
