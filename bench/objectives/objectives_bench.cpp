@@ -46,15 +46,19 @@ int main() {
 
   auto reset = [&] { std::copy(logits.begin(), logits.end(), work.begin()); };
   double ms_copy = BestMs(3, reset);
-  double ms_ce = BestMs(3, [&] {
-    reset();
-    (void)train::CrossEntropy(work.data(), N, V, targets, w, 0, work.data());
-  }) - ms_copy;
-  double ms_kernel = BestMs(3, [&] {
-    reset();
-    kernels::cpu::SoftmaxCrossEntropyInPlace(work.data(), nullptr, targets.data(), w.data(), N, V,
-                                             1.0f / N);
-  }) - ms_copy;
+  double ms_ce = BestMs(3,
+                        [&] {
+                          reset();
+                          (void)train::CrossEntropy(work.data(), N, V, targets, w, 0, work.data());
+                        }) -
+                 ms_copy;
+  double ms_kernel = BestMs(3,
+                            [&] {
+                              reset();
+                              kernels::cpu::SoftmaxCrossEntropyInPlace(
+                                  work.data(), nullptr, targets.data(), w.data(), N, V, 1.0f / N);
+                            }) -
+                     ms_copy;
 
   // DPO batch: 8 rows, each two pairs of prompt 40 + chosen 40 + rejected 40.
   std::vector<train::DpoSample> samples;
@@ -75,18 +79,20 @@ int main() {
   std::vector<train::SequenceLogProb> ref(batch.pair_ids.size(), {-300.0, -310.0});
   int64_t response_rows = 0;
   for (auto f : batch.flags) response_rows += f != 0;
-  double ms_dpo = BestMs(3, [&] {
-    reset();
-    (void)train::DpoLoss(batch, work.data(), V, ref, {}, &ws, work.data());
-  }) - ms_copy;
+  double ms_dpo = BestMs(3,
+                         [&] {
+                           reset();
+                           (void)train::DpoLoss(batch, work.data(), V, ref, {}, &ws, work.data());
+                         }) -
+                  ms_copy;
 
   std::printf("objectives bench: N = %lld rows (B=%lld, T=%lld), V = %lld\n",
               static_cast<long long>(N), static_cast<long long>(B), static_cast<long long>(T),
               static_cast<long long>(V));
   std::printf("  %-44s %9.1f ms  %6.1f GB/s\n", "train::CrossEntropy (fused, in place)", ms_ce,
               bytes / ms_ce / 1e6);
-  std::printf("  %-44s %9.1f ms  %6.1f GB/s\n", "kernels::cpu::SoftmaxCrossEntropyInPlace", ms_kernel,
-              bytes / ms_kernel / 1e6);
+  std::printf("  %-44s %9.1f ms  %6.1f GB/s\n", "kernels::cpu::SoftmaxCrossEntropyInPlace",
+              ms_kernel, bytes / ms_kernel / 1e6);
   std::printf("  %-44s %9.1f ms  (%lld pairs packed, %lld response rows of %lld)\n",
               "train::DpoLoss (+ backward, in place)", ms_dpo,
               static_cast<long long>(packed.ok() ? packed.value() : -1),

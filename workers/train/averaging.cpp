@@ -62,7 +62,8 @@ struct PartialDir {
 
 Result<AverageReport> AverageCheckpoints(const std::vector<AverageInput>& inputs,
                                          const std::string& out_dir, const AverageOptions& opts) {
-  if (inputs.empty()) return Status::InvalidArgument("average: inputs: need at least one checkpoint");
+  if (inputs.empty())
+    return Status::InvalidArgument("average: inputs: need at least one checkpoint");
   AverageReport rep;
   double wsum = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -108,19 +109,19 @@ Result<AverageReport> AverageCheckpoints(const std::vector<AverageInput>& inputs
     for (const auto& [name, e] : ref) {
       const auto* other = sets[i]->Find(name);
       if (!other) {
-        return Status::InvalidArgument("average: " + InputName(i, inputs[i]) + ": tensor '" +
-                                       name + "' missing (present in inputs[0])");
+        return Status::InvalidArgument("average: " + InputName(i, inputs[i]) + ": tensor '" + name +
+                                       "' missing (present in inputs[0])");
       }
       if (other->info->shape != e.info->shape) {
-        return Status::InvalidArgument("average: " + InputName(i, inputs[i]) + ": tensor '" +
-                                       name + "' has shape " + ShapeString(other->info->shape) +
+        return Status::InvalidArgument("average: " + InputName(i, inputs[i]) + ": tensor '" + name +
+                                       "' has shape " + ShapeString(other->info->shape) +
                                        ", inputs[0] has " + ShapeString(e.info->shape));
       }
     }
     for (const auto& [name, e] : ti) {
       if (!sets[0]->Find(name)) {
-        return Status::InvalidArgument("average: " + InputName(i, inputs[i]) + ": tensor '" +
-                                       name + "' not in inputs[0]");
+        return Status::InvalidArgument("average: " + InputName(i, inputs[i]) + ": tensor '" + name +
+                                       "' not in inputs[0]");
       }
     }
   }
@@ -159,7 +160,8 @@ Result<AverageReport> AverageCheckpoints(const std::vector<AverageInput>& inputs
     const int64_t n = ref.at(spec.name).info->numel();
     std::fill(acc.begin(), acc.begin() + n, 0.0);
     for (size_t i = 0; i < sets.size(); ++i) {
-      HERD_RETURN_IF_ERROR(sets[i]->ReadF32(spec.name, buf.data(), n)
+      HERD_RETURN_IF_ERROR(sets[i]
+                               ->ReadF32(spec.name, buf.data(), n)
                                .WithContext("average: " + InputName(i, inputs[i])));
       const double w = rep.weights[i];
       for (int64_t k = 0; k < n; ++k) acc[k] += w * buf[k];

@@ -18,8 +18,8 @@
 namespace herd::train {
 
 struct AverageInput {
-  std::string dir;     // an HF checkpoint directory
-  double weight = 1;   // >= 0; normalised by the sum. Default: 1 (uniform)
+  std::string dir;    // an HF checkpoint directory
+  double weight = 1;  // >= 0; normalised by the sum. Default: 1 (uniform)
 };
 
 struct AverageOptions {
@@ -32,8 +32,8 @@ struct AverageOptions {
 struct AverageReport {
   std::vector<double> weights;  // normalised, one per input
   int64_t tensors = 0;
-  int64_t parameters = 0;       // Σ numel
-  std::string output_sha256;    // of out_dir/model.safetensors
+  int64_t parameters = 0;     // Σ numel
+  std::string output_sha256;  // of out_dir/model.safetensors
 };
 
 // Averages inputs into out_dir. Errors (nothing is left at out_dir):

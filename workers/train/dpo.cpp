@@ -25,16 +25,16 @@ Status CheckBatch(const DpoBatch& batch, int64_t V) {
   const int64_t N = batch.batch.size();
   if (static_cast<int64_t>(batch.flags.size()) != N ||
       static_cast<int64_t>(batch.pair_of.size()) != N) {
-    return Status::InvalidArgument("DPO batch: flags/pair_of must have B*T = " +
-                                   std::to_string(N) + " entries");
+    return Status::InvalidArgument("DPO batch: flags/pair_of must have B*T = " + std::to_string(N) +
+                                   " entries");
   }
   HERD_RETURN_IF_ERROR(CheckTargets(batch.batch.targets, N, V));
   const auto P = static_cast<int32_t>(batch.pair_ids.size());
   for (int64_t i = 0; i < N; ++i) {
     if (batch.flags[i] == 0) continue;
     if (batch.pair_of[i] < 0 || batch.pair_of[i] >= P) {
-      return Status::InvalidArgument("DPO batch: pair_of[" + std::to_string(i) +
-                                     "] outside 0.." + std::to_string(P - 1));
+      return Status::InvalidArgument("DPO batch: pair_of[" + std::to_string(i) + "] outside 0.." +
+                                     std::to_string(P - 1));
     }
     if (batch.batch.targets[i] < 0) {
       return Status::InvalidArgument("DPO batch: response position " + std::to_string(i) +
@@ -165,9 +165,9 @@ Status ReferenceLogProbs::Gather(const DpoBatch& batch, std::vector<SequenceLogP
 Status ReferenceLogProbs::AddBatch(const DpoBatch& batch, const float* logits, int64_t V,
                                    const DpoOptions& opts, DpoWorkspace* ws) {
   if (opts.mask_formatting != mask_formatting_) {
-    return Status::FailedPrecondition(
-        "reference log-probs: table was built with mask_formatting=" +
-        std::string(mask_formatting_ ? "true" : "false") + ", options say otherwise");
+    return Status::FailedPrecondition("reference log-probs: table was built with mask_formatting=" +
+                                      std::string(mask_formatting_ ? "true" : "false") +
+                                      ", options say otherwise");
   }
   std::vector<SequenceLogProb> lp;
   HERD_RETURN_IF_ERROR(SequenceLogProbs(batch, logits, V, opts, ws, &lp));

@@ -28,8 +28,8 @@
 namespace herd::train {
 
 struct DpoOptions {
-  double beta = 0.1;            // β. Default: 0.1 (Llama 3)
-  double nll_alpha = 0.2;       // α, weight of the chosen-response NLL. Default: 0.2 (Llama 3)
+  double beta = 0.1;       // β. Default: 0.1 (Llama 3)
+  double nll_alpha = 0.2;  // α, weight of the chosen-response NLL. Default: 0.2 (Llama 3)
   // Leave formatting tokens (headers, <|eot_id|>) out of π_c and π_r.
   // Default: true (Llama 3: they push chosen and rejected the same way and
   // destabilise training).
@@ -60,10 +60,10 @@ struct DpoMetrics {
 // Scratch for DpoLoss / SequenceLogProbs, grown on first use and then reused,
 // so a training step allocates nothing.
 struct DpoWorkspace {
-  std::vector<float> logp, lse, dlogp;  // (B*T)
-  std::vector<uint8_t> active;          // (B*T)
-  std::vector<SequenceLogProb> policy;  // (P)
-  std::vector<double> nll_count;        // (P) tokens in each pair's NLL
+  std::vector<float> logp, lse, dlogp;                // (B*T)
+  std::vector<uint8_t> active;                        // (B*T)
+  std::vector<SequenceLogProb> policy;                // (P)
+  std::vector<double> nll_count;                      // (P) tokens in each pair's NLL
   std::vector<double> nll_scale, nll_sum, pair_grad;  // (P)
 };
 

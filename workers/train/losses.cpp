@@ -80,8 +80,8 @@ Status CheckTargets(std::span<const int32_t> targets, int64_t N, int64_t V) {
   }
   for (int64_t i = 0; i < N; ++i) {
     if (targets[i] < -1 || targets[i] >= V) {
-      return Status::InvalidArgument("targets[" + std::to_string(i) + "] = " +
-                                     std::to_string(targets[i]) + " outside -1.." +
+      return Status::InvalidArgument("targets[" + std::to_string(i) +
+                                     "] = " + std::to_string(targets[i]) + " outside -1.." +
                                      std::to_string(V - 1));
     }
   }

@@ -39,9 +39,9 @@ void TokenLogProbsBackward(const float* logits, int64_t N, int64_t V,
                            std::span<const float> dlogp, float* dlogits);
 
 struct CrossEntropyStats {
-  double loss = 0;          // Σ_i w_i · (−logp_i) / normalizer
-  double weight_sum = 0;    // Σ_i w_i over rows with a target
-  int64_t tokens = 0;       // rows with a target and w_i != 0
+  double loss = 0;        // Σ_i w_i · (−logp_i) / normalizer
+  double weight_sum = 0;  // Σ_i w_i over rows with a target
+  int64_t tokens = 0;     // rows with a target and w_i != 0
 };
 
 // Weighted cross-entropy, fused forward + backward in one pass per row:

@@ -54,8 +54,8 @@ Result<ImpliedRanking> ImpliedPairs(const RankedSample& sample, const RewardOpti
 }
 
 Result<RewardMetrics> BradleyTerryLoss(std::span<const float> rewards,
-                                       std::span<const RewardPair> pairs,
-                                       const RewardOptions& opts, std::span<float> drewards) {
+                                       std::span<const RewardPair> pairs, const RewardOptions& opts,
+                                       std::span<float> drewards) {
   if (drewards.size() != rewards.size()) {
     return Status::InvalidArgument("drewards: expected " + std::to_string(rewards.size()) +
                                    " entries, got " + std::to_string(drewards.size()));

@@ -50,9 +50,9 @@ struct RewardOptions {
 // annotator's for chosen vs rejected; the edited response's pairs carry the
 // same strength (the annotator judged the pair it was edited from).
 struct RankedSample {
-  std::string id;                              // pair id, for errors and seeding
-  std::vector<int32_t> prompt;                 // formatted prompt ids, ends with the assistant header
-  std::vector<std::vector<int32_t>> responses; // 2 or 3, best first; content + <|eot_id|>
+  std::string id;               // pair id, for errors and seeding
+  std::vector<int32_t> prompt;  // formatted prompt ids, ends with the assistant header
+  std::vector<std::vector<int32_t>> responses;  // 2 or 3, best first; content + <|eot_id|>
   Strength strength = Strength::kBetter;
 };
 
@@ -79,9 +79,9 @@ struct ImpliedRanking {
 Result<ImpliedRanking> ImpliedPairs(const RankedSample& sample, const RewardOptions& opts);
 
 struct RewardMetrics {
-  double loss = 0;        // mean over pairs of −log σ(r_c − r_r − m)
-  double accuracy = 0;    // fraction of pairs with r_c > r_r
-  double margin = 0;      // mean of r_c − r_r
+  double loss = 0;      // mean over pairs of −log σ(r_c − r_r − m)
+  double accuracy = 0;  // fraction of pairs with r_c > r_r
+  double margin = 0;    // mean of r_c − r_r
   int64_t pairs = 0;
 };
 
@@ -90,7 +90,7 @@ struct RewardMetrics {
 // rewards and drewards have one entry per response; pair indices must lie
 // in range (InvalidArgument naming the pair otherwise). No pairs: loss 0.
 Result<RewardMetrics> BradleyTerryLoss(std::span<const float> rewards,
-                                       std::span<const RewardPair> pairs,
-                                       const RewardOptions& opts, std::span<float> drewards);
+                                       std::span<const RewardPair> pairs, const RewardOptions& opts,
+                                       std::span<float> drewards);
 
 }  // namespace herd::train

@@ -41,8 +41,8 @@ void KeepRows(model::PackedBatch* b, int64_t rows) {
 }
 
 // Writes one segment [at, at+len) of tokens with positions starting at pos0.
-void WriteSegment(model::PackedBatch* b, int64_t at, const int32_t* ids, int64_t len,
-                  int32_t pos0, int32_t segment, int32_t parent) {
+void WriteSegment(model::PackedBatch* b, int64_t at, const int32_t* ids, int64_t len, int32_t pos0,
+                  int32_t segment, int32_t parent) {
   for (int64_t k = 0; k < len; ++k) {
     b->tokens[at + k] = ids[k];
     b->positions[at + k] = pos0 + static_cast<int32_t>(k);
@@ -104,8 +104,8 @@ Result<int64_t> PackSft(std::span<const SftExample> examples, int64_t B, int64_t
   return consumed;
 }
 
-Result<int64_t> PackRm(std::span<const RankedSample> samples, const RewardOptions& opts,
-                       int64_t B, int64_t T, uint64_t seed, RmBatch* out) {
+Result<int64_t> PackRm(std::span<const RankedSample> samples, const RewardOptions& opts, int64_t B,
+                       int64_t T, uint64_t seed, RmBatch* out) {
   if (B <= 0 || T <= 0) return Status::InvalidArgument("PackRm: need B > 0 and T > 0");
   out->batch.Resize(B, T);
   out->reward_index.clear();
@@ -193,16 +193,16 @@ Result<int64_t> PackDpo(std::span<const DpoSample> samples, int64_t B, int64_t T
                                      std::to_string(s.chosen.size()) + " tokens");
     }
     if (s.rejected_formatting.size() != s.rejected.size()) {
-      return Status::InvalidArgument(where + ": rejected_formatting has " +
-                                     std::to_string(s.rejected_formatting.size()) +
-                                     " entries for " + std::to_string(s.rejected.size()) +
-                                     " tokens");
+      return Status::InvalidArgument(
+          where + ": rejected_formatting has " + std::to_string(s.rejected_formatting.size()) +
+          " entries for " + std::to_string(s.rejected.size()) + " tokens");
     }
     const int64_t len = DpoRowLength(s);
     if (len > T) {
       return Status::InvalidArgument(where + ": " + std::to_string(len) +
                                      " tokens (prompt + 1 + chosen + rejected) exceed the row "
-                                     "length " + std::to_string(T));
+                                     "length " +
+                                     std::to_string(T));
     }
     int64_t at = 0;
     if (!cur.Place(len, &at)) break;

@@ -61,11 +61,11 @@ Result<int64_t> PackSft(std::span<const SftExample> examples, int64_t B, int64_t
 // ---- Reward model ------------------------------------------------------------
 
 struct RmBatch {
-  model::PackedBatch batch;            // targets -1, weights 0 (no LM loss)
-  std::vector<int64_t> reward_index;   // (R) flat B*T index of each response's last token
-  std::vector<int32_t> response_sample;// (R) index of the sample (in the packed span)
-  std::vector<int32_t> response_rank;  // (R) index into that sample's responses (0 = best)
-  std::vector<RewardPair> pairs;       // indices into reward_index
+  model::PackedBatch batch;              // targets -1, weights 0 (no LM loss)
+  std::vector<int64_t> reward_index;     // (R) flat B*T index of each response's last token
+  std::vector<int32_t> response_sample;  // (R) index of the sample (in the packed span)
+  std::vector<int32_t> response_rank;    // (R) index into that sample's responses (0 = best)
+  std::vector<RewardPair> pairs;         // indices into reward_index
 };
 
 // Packs ranked samples: each sample's distinct responses, shuffled with a
@@ -73,8 +73,8 @@ struct RmBatch {
 // batch. Samples with no trainable pair (filtered strength, identical
 // responses) are consumed but not packed. A sample longer than T is an error
 // naming its id.
-Result<int64_t> PackRm(std::span<const RankedSample> samples, const RewardOptions& opts,
-                       int64_t B, int64_t T, uint64_t seed, RmBatch* out);
+Result<int64_t> PackRm(std::span<const RankedSample> samples, const RewardOptions& opts, int64_t B,
+                       int64_t T, uint64_t seed, RmBatch* out);
 
 // ---- DPO ---------------------------------------------------------------------
 
@@ -97,11 +97,11 @@ enum DpoTokenFlag : uint8_t {
 };
 
 struct DpoBatch {
-  model::PackedBatch batch;          // targets set on response predictions, weights 0
-  std::vector<uint8_t> flags;        // (B*T) DpoTokenFlag bits
-  std::vector<int32_t> pair_of;      // (B*T) index into pair_ids, -1 elsewhere
-  std::vector<std::string> pair_ids; // (P) in packing order
-  std::vector<int32_t> pair_sample;  // (P) index of the sample in the packed span
+  model::PackedBatch batch;           // targets set on response predictions, weights 0
+  std::vector<uint8_t> flags;         // (B*T) DpoTokenFlag bits
+  std::vector<int32_t> pair_of;       // (B*T) index into pair_ids, -1 elsewhere
+  std::vector<std::string> pair_ids;  // (P) in packing order
+  std::vector<int32_t> pair_sample;   // (P) index of the sample in the packed span
 };
 
 // Packs DPO samples with the shared-prompt layout above. Every response needs

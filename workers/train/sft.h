@@ -18,8 +18,8 @@
 namespace herd::train {
 
 struct SftMetrics {
-  double loss = 0;       // mean −log p over trained tokens
-  int64_t tokens = 0;    // trained tokens in the batch
+  double loss = 0;     // mean −log p over trained tokens
+  int64_t tokens = 0;  // trained tokens in the batch
 };
 
 // logits (B*T, V); dlogits (B*T, V) may be null or alias logits.

@@ -147,15 +147,15 @@ class RewardObjective final : public Objective {
     shuffle_seed_ = Mix(seed + static_cast<uint64_t>(epoch));
   }
   Result<int64_t> Pack(int64_t cursor, int64_t B, int64_t T) override {
-    std::span<const RankedSample> rest(data_.data().data() + cursor,
-                                       data_.data().size() - cursor);
+    std::span<const RankedSample> rest(data_.data().data() + cursor, data_.data().size() - cursor);
     return PackRm(rest, opts_, B, T, shuffle_seed_, &batch_);
   }
   double Weight() const override { return static_cast<double>(batch_.pairs.size()); }
   const model::PackedBatch& batch() const override { return batch_.batch; }
   Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward,
                                       double grad_scale) override {
-    if (!m.values()) return Status::FailedPrecondition("RM training needs a reward model (score head)");
+    if (!m.values())
+      return Status::FailedPrecondition("RM training needs a reward model (score head)");
     const size_t R = batch_.reward_index.size();
     rewards_.resize(R);
     drewards_.resize(R);
@@ -205,8 +205,9 @@ class DpoObjective final : public Objective {
     if (!m.logits()) return Status::FailedPrecondition("DPO needs a language model (lm_head)");
     if (!ref_) return Status::FailedPrecondition("DPO: no reference log-probs");
     if (ref_->mask_formatting() != opts_.mask_formatting) {
-      return Status::FailedPrecondition("DPO: reference log-probs were computed with another "
-                                        "mask_formatting setting");
+      return Status::FailedPrecondition(
+          "DPO: reference log-probs were computed with another "
+          "mask_formatting setting");
     }
     HERD_RETURN_IF_ERROR(ref_->Gather(batch_, &ref_lp_));
     const int64_t V = m.config().vocab_size;
@@ -240,8 +241,7 @@ constexpr const char* kOptimizerFile = "optimizer.safetensors";
 
 }  // namespace
 
-std::unique_ptr<Objective> MakeSftObjective(std::vector<SftExample> examples,
-                                            SftPackOptions pack) {
+std::unique_ptr<Objective> MakeSftObjective(std::vector<SftExample> examples, SftPackOptions pack) {
   return std::make_unique<SftObjective>(std::move(examples), pack);
 }
 std::unique_ptr<Objective> MakeRewardObjective(std::vector<RankedSample> samples,
@@ -303,7 +303,8 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(model::LlamaModel* model, Objec
   opts.lr.total_steps = std::max<int64_t>(opts.steps, opts.lr.warmup_steps + 1);
   auto lr = LrSchedule::Create(opts.lr);
   if (!lr.ok()) return lr.status().WithContext("trainer: lr");
-  std::unique_ptr<Trainer> t(new Trainer(model, train, eval, std::move(opts), std::move(lr).value()));
+  std::unique_ptr<Trainer> t(
+      new Trainer(model, train, eval, std::move(opts), std::move(lr).value()));
   train->Order(t->opts_.seed, 0);
   if (eval) eval->Order(t->opts_.seed, 0);
   return t;
@@ -387,7 +388,8 @@ Status Trainer::Run(const ProgressFn& progress) {
       std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(step_));
       HERD_RETURN_IF_ERROR(SaveState((fs::path(opts_.checkpoint_dir) / name).string()));
     }
-    if (progress && !progress(p)) return Status::Aborted("trainer: cancelled at step " + std::to_string(step_));
+    if (progress && !progress(p))
+      return Status::Aborted("trainer: cancelled at step " + std::to_string(step_));
     evaluated_last = false;
     if (eval_ && opts_.eval_every > 0 && step_ % opts_.eval_every == 0) {
       HERD_ASSIGN_OR_RETURN(Metrics em, Evaluate());
@@ -395,7 +397,8 @@ Status Trainer::Run(const ProgressFn& progress) {
       Progress ep = p;
       ep.is_eval = true;
       ep.metrics = em;
-      if (progress && !progress(ep)) return Status::Aborted("trainer: cancelled at step " + std::to_string(step_));
+      if (progress && !progress(ep))
+        return Status::Aborted("trainer: cancelled at step " + std::to_string(step_));
     }
   }
   if (eval_ && !evaluated_last) {
@@ -440,9 +443,9 @@ Result<Metrics> Trainer::Evaluate() {
 Status Trainer::SaveState(const std::string& dir) {
   model::SaveOptions so;
   so.overwrite = true;
-  HERD_RETURN_IF_ERROR(model::SaveCheckpoint(dir, model_->config(), model_->ParamViews(),
-                                             model::DType::kF32, so)
-                           .WithContext("trainer: save " + dir));
+  HERD_RETURN_IF_ERROR(
+      model::SaveCheckpoint(dir, model_->config(), model_->ParamViews(), model::DType::kF32, so)
+          .WithContext("trainer: save " + dir));
   // AdamW moments share the parameter layout, so the same views name them.
   auto mv = model_->layout().Views(adamw_->m());
   auto vv = model_->layout().Views(adamw_->v());
@@ -480,20 +483,24 @@ Status Trainer::LoadState(const std::string& dir) {
   std::ifstream f(sp);
   if (!f) return Status::NotFound(sp.string() + ": no trainer state");
   nlohmann::json st = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
-  if (st.is_discarded() || !st.is_object()) return Status::DataLoss(sp.string() + ": not valid JSON");
-  for (const char* k : {"objective", "step", "epoch", "cursor", "seed", "optimizer_step", "train_examples"}) {
+  if (st.is_discarded() || !st.is_object())
+    return Status::DataLoss(sp.string() + ": not valid JSON");
+  for (const char* k :
+       {"objective", "step", "epoch", "cursor", "seed", "optimizer_step", "train_examples"}) {
     if (!st.contains(k)) return Status::DataLoss(sp.string() + ": field '" + k + "' missing");
   }
   if (!st["objective"].is_string() || st["objective"].get<std::string>() != train_->name()) {
-    return Status::FailedPrecondition(sp.string() + ": field 'objective' is " + st["objective"].dump() +
-                                      ", this trainer runs '" + train_->name() + "'");
+    return Status::FailedPrecondition(sp.string() + ": field 'objective' is " +
+                                      st["objective"].dump() + ", this trainer runs '" +
+                                      train_->name() + "'");
   }
   if (!st["seed"].is_number_unsigned() || st["seed"].get<uint64_t>() != opts_.seed) {
     return Status::FailedPrecondition(sp.string() + ": field 'seed' differs from the options");
   }
   if (!st["train_examples"].is_number_integer() ||
       st["train_examples"].get<int64_t>() != train_->size()) {
-    return Status::FailedPrecondition(sp.string() + ": field 'train_examples' differs: the data "
+    return Status::FailedPrecondition(sp.string() +
+                                      ": field 'train_examples' differs: the data "
                                       "changed, so the saved position means nothing");
   }
   for (const char* k : {"step", "epoch", "cursor", "optimizer_step"}) {
@@ -504,7 +511,8 @@ Status Trainer::LoadState(const std::string& dir) {
   HERD_RETURN_IF_ERROR(model::LoadCheckpointInto(dir, model_->ParamViews()));
   HERD_ASSIGN_OR_RETURN(model::SafetensorsFile opt,
                         model::SafetensorsFile::Open((fs::path(dir) / kOptimizerFile).string()));
-  for (auto [suffix, buf] : {std::pair{".exp_avg", adamw_->m()}, std::pair{".exp_avg_sq", adamw_->v()}}) {
+  for (auto [suffix, buf] :
+       {std::pair{".exp_avg", adamw_->m()}, std::pair{".exp_avg_sq", adamw_->v()}}) {
     for (const auto& v : model_->layout().Views(buf)) {
       HERD_RETURN_IF_ERROR(opt.ReadF32(v.name + suffix, v.data, v.numel()));
     }
@@ -534,7 +542,8 @@ Result<std::string> Trainer::LatestCheckpoint() const {
       path = e.path().string();
     }
   }
-  if (best < 0) return Status::NotFound("trainer: no complete checkpoint in " + opts_.checkpoint_dir);
+  if (best < 0)
+    return Status::NotFound("trainer: no complete checkpoint in " + opts_.checkpoint_dir);
   return path;
 }
 

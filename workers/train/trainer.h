@@ -47,7 +47,7 @@ struct Metrics {
 // weight (tokens or pairs) the trainer uses to average metrics across
 // batches in evaluation.
 struct BatchResult {
-  Metrics metrics;   // always includes "loss"
+  Metrics metrics;  // always includes "loss"
   double weight = 0;
   int64_t tokens = 0;  // non-padding tokens in the batch (for tokens/s)
 };
@@ -96,24 +96,24 @@ Result<std::shared_ptr<ReferenceLogProbs>> ReferenceForDpo(model::LlamaModel& re
                                                            int64_t T, std::string model_hash);
 
 struct TrainerOptions {
-  int64_t steps = 100;          // optimizer steps. Default: 100
-  int64_t batch_rows = 4;       // B. Default: 4
-  int64_t seq_len = 256;        // T. Default: 256
+  int64_t steps = 100;     // optimizer steps. Default: 100
+  int64_t batch_rows = 4;  // B. Default: 4
+  int64_t seq_len = 256;   // T. Default: 256
   // Micro-batches of batch_rows x seq_len per optimizer step; the gradient
   // is that of the loss averaged over all their tokens (SFT) or pairs
   // (RM, DPO) together, as one big batch. Default: 1
   int64_t micro_batches = 1;
-  LrScheduleOptions lr;         // Default: see lr_schedule.h; total_steps is set to `steps`
-  AdamWOptions adamw;           // Default: see adamw.h
-  double grad_clip = 1.0;       // global-norm clip; 0 = off. Default: 1.0
-  uint64_t seed = 0;            // data order. Default: 0
-  int64_t eval_every = 0;       // steps between evaluations; 0 = only at the end. Default: 0
-  int64_t save_every = 0;       // steps between training checkpoints; 0 = none. Default: 0
-  std::string checkpoint_dir;   // where step-<N>/ go. Default: "" (no checkpoints)
+  LrScheduleOptions lr;        // Default: see lr_schedule.h; total_steps is set to `steps`
+  AdamWOptions adamw;          // Default: see adamw.h
+  double grad_clip = 1.0;      // global-norm clip; 0 = off. Default: 1.0
+  uint64_t seed = 0;           // data order. Default: 0
+  int64_t eval_every = 0;      // steps between evaluations; 0 = only at the end. Default: 0
+  int64_t save_every = 0;      // steps between training checkpoints; 0 = none. Default: 0
+  std::string checkpoint_dir;  // where step-<N>/ go. Default: "" (no checkpoints)
 };
 
 struct Progress {
-  int64_t step = 0;         // optimizer steps done
+  int64_t step = 0;  // optimizer steps done
   int64_t total_steps = 0;
   int64_t epoch = 0;
   double lr = 0;

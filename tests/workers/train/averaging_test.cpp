@@ -54,7 +54,8 @@ class AveragingTest : public ::testing::Test {
     auto& vals = values_[name];
     vals.clear();
     std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {
-        {"model.embed_tokens.weight", {11, 8}}, {"model.norm.weight", norm_shape},
+        {"model.embed_tokens.weight", {11, 8}},
+        {"model.norm.weight", norm_shape},
         {"lm_head.weight", {11, 8}}};
     if (drop_last) shapes.pop_back();
     for (auto& [n, s] : shapes) {
@@ -66,7 +67,8 @@ class AveragingTest : public ::testing::Test {
     }
     std::vector<model::TensorSpec> specs;
     for (auto& [n, s] : shapes) specs.push_back({n, s, vals[n].data()});
-    EXPECT_TRUE(model::WriteSafetensorsDir(dir.string(), specs, model::DType::kF32, shard_bytes).ok());
+    EXPECT_TRUE(
+        model::WriteSafetensorsDir(dir.string(), specs, model::DType::kF32, shard_bytes).ok());
     return dir.string();
   }
 
@@ -143,7 +145,8 @@ TEST_F(AveragingTest, WeightedMeanOfThree) {
   ASSERT_TRUE(AverageCheckpoints({{a, 1.0}, {b, 1.0}}, out16, o16).ok());
   auto g16 = Read(out16, "model.norm.weight");
   for (size_t k = 0; k < g16.size(); ++k) {
-    const double want = 0.5 * (values_["a"]["model.norm.weight"][k] + values_["b"]["model.norm.weight"][k]);
+    const double want =
+        0.5 * (values_["a"]["model.norm.weight"][k] + values_["b"]["model.norm.weight"][k]);
     ASSERT_NEAR(g16[k], want, std::abs(want) * (1.0 / 256) + 1e-30);
   }
 }

@@ -1,7 +1,6 @@
 #include "workers/train/dpo.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -107,9 +106,8 @@ TEST(DpoLoss, GradientMatchesFiniteDifferencesOfFloat64Reference) {
     const double want = ReferenceLoss(b, x, ref, o);
     // Loss: fp32 logits, float64 sums: ≤ 1e-6 relative.
     EXPECT_NEAR(m->loss, want, 1e-6 * std::abs(want)) << "variant " << variant;
-    auto fd = testref::FiniteDiff(x, [&](const std::vector<double>& xs) {
-      return ReferenceLoss(b, xs, ref, o);
-    });
+    auto fd = testref::FiniteDiff(
+        x, [&](const std::vector<double>& xs) { return ReferenceLoss(b, xs, ref, o); });
     // fp32 analytic gradient vs float64 central differences (h = 1e-5):
     // ‖Δ‖/‖ref‖ ≤ 1e-5.
     EXPECT_LT(RelErr(dl, fd), 1e-5) << "variant " << variant;
@@ -128,9 +126,8 @@ TEST(DpoLoss, NllTermAloneMatchesFiniteDifferences) {
   auto ref = SomeReference();
   auto m = DpoLoss(b, logits.data(), kV, ref, o, &ws, dl.data());
   ASSERT_TRUE(m.ok());
-  auto fd = testref::FiniteDiff(x, [&](const std::vector<double>& xs) {
-    return ReferenceLoss(b, xs, ref, o);
-  });
+  auto fd = testref::FiniteDiff(
+      x, [&](const std::vector<double>& xs) { return ReferenceLoss(b, xs, ref, o); });
   EXPECT_LT(RelErr(dl, fd), 1e-5);
   // Rejected positions carry no NLL gradient.
   for (int64_t i = 0; i < b.batch.size(); ++i) {
@@ -147,7 +144,8 @@ TEST(DpoLoss, MaskedFormattingLogitsChangeNothing) {
   int64_t touched = 0;
   for (int64_t i = 0; i < b.batch.size(); ++i) {
     if (b.flags[i] & kDpoFormatting) {
-      for (int64_t v = 0; v < kV; ++v) changed[i * kV + v] += 3.0f * static_cast<float>(v % 5) - 4.0f;
+      for (int64_t v = 0; v < kV; ++v)
+        changed[i * kV + v] += 3.0f * static_cast<float>(v % 5) - 4.0f;
       ++touched;
     }
   }
@@ -196,7 +194,8 @@ TEST(DpoLoss, MetricsFromHandSetLogProbs) {
   EXPECT_NEAR(m->rejected_reward, 0.1 / 3, 1e-9);
   EXPECT_NEAR(m->margin, 0.2 / 3, 1e-9);
   EXPECT_NEAR(m->reward_accuracy, 2.0 / 3, 1e-12);
-  const double want = (testref::Softplus(-0.1) + testref::Softplus(0.2) + testref::Softplus(-0.3)) / 3;
+  const double want =
+      (testref::Softplus(-0.1) + testref::Softplus(0.2) + testref::Softplus(-0.3)) / 3;
   EXPECT_NEAR(m->dpo_loss, want, 1e-6);
 }
 
@@ -260,7 +259,8 @@ TEST(ReferenceLogProbs, SaveLoadRoundTripIsExact) {
   DpoOptions o;
   o.mask_formatting = false;
   ASSERT_TRUE(table.AddBatch(b, logits.data(), kV, o, &ws).ok());
-  const std::string path = ::testing::TempDir() + "/herd_dpo_ref_" + std::to_string(::getpid()) + ".json";
+  const std::string path =
+      ::testing::TempDir() + "/herd_dpo_ref_" + std::to_string(::getpid()) + ".json";
   ASSERT_TRUE(table.Save(path).ok());
   auto back = ReferenceLogProbs::Load(path);
   ASSERT_TRUE(back.ok()) << back.status().ToString();

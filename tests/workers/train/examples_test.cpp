@@ -42,13 +42,13 @@ TEST(Examples, DpoSampleSplitsAtTheGenerationHeader) {
 }
 
 TEST(Examples, RankedSampleOrdersEditedChosenRejected) {
-  auto s = RankedSampleFromChat("r1", {{Role::kUser, "q"}}, "good", "bad", "best",
-                                Strength::kBetter);
+  auto s =
+      RankedSampleFromChat("r1", {{Role::kUser, "q"}}, "good", "bad", "best", Strength::kBetter);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   ASSERT_EQ(s->responses.size(), 3u);
   EXPECT_EQ(s->responses[0].front(), 'b');  // "best"
   EXPECT_EQ(s->responses[1].front(), 'g');
-  EXPECT_EQ(s->responses[2].size(), 4u);    // "bad" + <|eot_id|>
+  EXPECT_EQ(s->responses[2].size(), 4u);  // "bad" + <|eot_id|>
   auto two = RankedSampleFromChat("r2", {{Role::kUser, "q"}}, "good", "bad", "", Strength::kBetter);
   ASSERT_TRUE(two.ok());
   EXPECT_EQ(two->responses.size(), 2u);

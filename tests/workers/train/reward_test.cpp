@@ -119,7 +119,8 @@ TEST(BradleyTerry, GradientMatchesFiniteDifferences) {
   auto f = [&](const std::vector<double>& x) {
     double s = 0;
     for (const auto& p : pairs) {
-      s += testref::Softplus(-(x[p.chosen] - x[p.rejected] - opts.margins[static_cast<int>(p.strength)]));
+      s += testref::Softplus(
+          -(x[p.chosen] - x[p.rejected] - opts.margins[static_cast<int>(p.strength)]));
     }
     return s / pairs.size();
   };

@@ -47,7 +47,9 @@ bool SameComputation(const PackedBatch& a, int64_t i, const PackedBatch& b, int6
   return true;
 }
 
-SftExample Conv(std::vector<int32_t> t, std::vector<uint8_t> train) { return {std::move(t), std::move(train)}; }
+SftExample Conv(std::vector<int32_t> t, std::vector<uint8_t> train) {
+  return {std::move(t), std::move(train)};
+}
 
 TEST(PackSft, SegmentsPositionsTargetsAndWeights) {
   std::vector<SftExample> ex = {Conv({1, 2, 3, 4}, {0, 0, 1, 1}), Conv({1, 5, 6}, {0, 1, 1}),
@@ -207,8 +209,8 @@ TEST(PackRm, ShuffleIsSeededPerSampleAndFiltersApply) {
   EXPECT_NE(r.status().message().find("'s1'"), std::string::npos) << r.status().message();
 }
 
-DpoSample Dpo(std::string id, std::vector<int32_t> p, std::vector<int32_t> c, std::vector<uint8_t> cf,
-              std::vector<int32_t> r, std::vector<uint8_t> rf) {
+DpoSample Dpo(std::string id, std::vector<int32_t> p, std::vector<int32_t> c,
+              std::vector<uint8_t> cf, std::vector<int32_t> r, std::vector<uint8_t> rf) {
   return {std::move(id), std::move(p), std::move(c), std::move(cf), std::move(r), std::move(rf)};
 }
 
@@ -242,8 +244,9 @@ TEST(PackDpo, LayoutAndFlags) {
 // every response prediction computes exactly what it computes when the
 // prompt and that response are a row of their own.
 TEST(PackDpo, SharedPromptComputesWhatEachResponseAloneComputes) {
-  std::vector<DpoSample> s = {Dpo("x", {1, 2, 3, 4}, {5, 6, 99}, {0, 0, 1}, {7, 8, 9, 99}, {0, 0, 0, 1}),
-                              Dpo("y", {1}, {11, 99}, {0, 1}, {12, 99}, {0, 1})};
+  std::vector<DpoSample> s = {
+      Dpo("x", {1, 2, 3, 4}, {5, 6, 99}, {0, 0, 1}, {7, 8, 9, 99}, {0, 0, 0, 1}),
+      Dpo("y", {1}, {11, 99}, {0, 1}, {12, 99}, {0, 1})};
   DpoBatch d;
   ASSERT_EQ(PackDpo(s, 1, 24, &d).value(), 2);
   for (size_t p = 0; p < s.size(); ++p) {
@@ -263,7 +266,8 @@ TEST(PackDpo, SharedPromptComputesWhatEachResponseAloneComputes) {
         const int64_t j = static_cast<int64_t>(s[p].prompt.size()) - 1 + static_cast<int64_t>(k);
         EXPECT_EQ(d.batch.targets[i], alone.targets[j]);
         EXPECT_EQ(d.batch.targets[i], resp[k]);
-        EXPECT_TRUE(SameComputation(d.batch, i, alone, j)) << "pair " << p << " side " << side << " k " << k;
+        EXPECT_TRUE(SameComputation(d.batch, i, alone, j))
+            << "pair " << p << " side " << side << " k " << k;
         ++k;
       }
       EXPECT_EQ(k, resp.size());

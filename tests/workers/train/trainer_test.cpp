@@ -164,11 +164,12 @@ TEST(TrainerSft, LearnsAReversalTask) {
   std::vector<double> evals;
   int64_t last_step = 0;
   ASSERT_TRUE((*t)->Run([&](const Progress& p) {
-    if (p.is_eval) evals.push_back(p.metrics.Get("loss"));
-    last_step = p.step;
-    EXPECT_TRUE(std::isfinite(p.metrics.Get("loss")));
-    return true;
-  }).ok());
+                    if (p.is_eval) evals.push_back(p.metrics.Get("loss"));
+                    last_step = p.step;
+                    EXPECT_TRUE(std::isfinite(p.metrics.Get("loss")));
+                    return true;
+                  })
+                  .ok());
   EXPECT_EQ(last_step, 120);
   ASSERT_EQ(evals.size(), 2u);
   // Untrained: about ln 24 = 3.18 nats per token. The EOT token and the
@@ -222,9 +223,10 @@ TEST(TrainerRm, HeldOutAccuracyAbove90Percent) {
   ASSERT_TRUE(before.ok());
   Metrics final_eval;
   ASSERT_TRUE((*t)->Run([&](const Progress& p) {
-    if (p.is_eval) final_eval = p.metrics;
-    return true;
-  }).ok());
+                    if (p.is_eval) final_eval = p.metrics;
+                    return true;
+                  })
+                  .ok());
   // 48 samples, 16 with 3 responses: 16·3 + 32 = 80 held-out pairs.
   EXPECT_EQ(final_eval.Get("examples"), 80.0);
   EXPECT_LT(before->Get("accuracy"), 0.8);  // untrained: no better than chance-ish
@@ -287,9 +289,10 @@ TEST(TrainerDpo, RaisesChosenOverRejectedAccuracy) {
   EXPECT_NEAR(before->Get("margin"), 0.0, 1e-5);
   Metrics after;
   ASSERT_TRUE((*t)->Run([&](const Progress& p) {
-    if (p.is_eval) after = p.metrics;
-    return true;
-  }).ok());
+                    if (p.is_eval) after = p.metrics;
+                    return true;
+                  })
+                  .ok());
   EXPECT_GT(after.Get("reward_accuracy"), 0.9);
   EXPECT_GT(after.Get("margin"), 0.0);
   EXPECT_LT(after.Get("dpo_loss"), std::log(2.0));
@@ -299,7 +302,8 @@ TEST(TrainerDpo, RaisesChosenOverRejectedAccuracy) {
 // ---- resume ---------------------------------------------------------------------
 
 TEST(TrainerResume, ResumedRunEqualsUninterruptedRun) {
-  const fs::path dir = fs::temp_directory_path() / ("herd_trainer_resume_" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("herd_trainer_resume_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   TrainerOptions o;
   o.steps = 6;
@@ -345,7 +349,8 @@ TEST(TrainerResume, ResumedRunEqualsUninterruptedRun) {
   // repeated batch only if it changed nothing, which it does).
   double max_diff = 0;
   for (int64_t k = 0; k < straight->num_params(); ++k) {
-    max_diff = std::max(max_diff, static_cast<double>(std::abs(straight->params()[k] - resumed->params()[k])));
+    max_diff = std::max(
+        max_diff, static_cast<double>(std::abs(straight->params()[k] - resumed->params()[k])));
   }
   EXPECT_EQ(max_diff, 0.0);
 
@@ -377,9 +382,10 @@ void ExpectMicroBatchesEqualOneBatch(bool rm, MakeObjective make) {
     auto t = Trainer::Create(m.get(), obj.get(), nullptr, o);
     ASSERT_TRUE(t.ok()) << t.status().ToString();
     ASSERT_TRUE((*t)->Run([&](const Progress& p) {
-      loss[variant] = p.metrics.Get("loss");
-      return true;
-    }).ok());
+                      loss[variant] = p.metrics.Get("loss");
+                      return true;
+                    })
+                    .ok());
     grads[variant].assign(m->grads(), m->grads() + m->num_params());
   }
   // Sum-then-divide vs per-batch mean: fp32 rounding only, ≤ 1e-5 relative.
