@@ -187,6 +187,15 @@ Status LlamaModel::CheckBatch(const PackedBatch& b) const {
       return bad("parents[" + std::to_string(i) + "] = " + std::to_string(b.parents[i]) +
                  " (none is -1)");
   }
+  // Targets are optional (a reward-model batch may leave them empty); when
+  // present they must be -1 or a token id, as the loss kernels index by them.
+  if (!b.targets.empty()) {
+    HERD_RETURN_IF_ERROR(size_ok(b.targets.size(), "targets"));
+    for (size_t i = 0; i < n; ++i)
+      if (b.targets[i] < -1 || b.targets[i] >= V)
+        return bad("targets[" + std::to_string(i) + "] = " + std::to_string(b.targets[i]) +
+                   " outside [-1, vocab_size = " + std::to_string(V) + ")");
+  }
   return Status::Ok();
 }
 

@@ -86,7 +86,7 @@ class LlamaModel {
     kFull,        // logits (LM) or values (reward model). Default.
     kHiddenOnly,  // stop after the final norm (e.g. a value head computed outside)
   };
-  // Checks the batch (sizes, token/target ids in [0, V), segment ids),
+  // Checks the batch (sizes, token ids in [0, V), targets in [-1, V) when given, segment ids),
   // naming the field and index at fault, then runs the forward pass.
   Status Forward(const PackedBatch& batch, Head head = Head::kFull);
 

@@ -375,6 +375,9 @@ TEST(Model, BadInputIsAnErrorNamingTheField) {
   b.Resize(1, 12);
   EXPECT_TRUE(m.Forward(b).IsInvalidArgument());
   b = MixedBatch(29, 2);
+  b.targets[3] = 29;
+  EXPECT_NE(m.Forward(b).message().find("targets[3]"), std::string::npos);
+  b = MixedBatch(29, 2);
   b.segments[0] = -3;
   EXPECT_NE(m.Forward(b).message().find("segments[0]"), std::string::npos);
   EXPECT_TRUE(m.BackwardFromValues(nullptr).code() == Status::Code::kFailedPrecondition);
