@@ -122,6 +122,7 @@ Result<std::optional<Task>> Scheduler::TryLeaseLocked(const WorkerInfo& w,
     leased.lease_id = ids_->NewId();
     leased.worker_id = w.id;
     leased.lease_expires = now + opts_.lease_ttl_ms;
+    leased.leased_ms = now;
     leased.progress.clear();
     auto r = CommitLocked({leased}, commit);
     if (!r.ok()) return r.status();
@@ -223,6 +224,7 @@ Status Scheduler::Fail(const std::string& lease_id, const std::string& error, bo
     } else if (retryable && f.attempt < f.max_attempts) {
       f.state = TaskState::kQueued;
       f.not_before = clock_->NowMs() + Backoff(f.attempt);
+      ++retries_;
     } else {
       f.state = TaskState::kFailed;
     }
@@ -251,6 +253,7 @@ Result<int> Scheduler::ExpireLeases(const CommitFn& commit) {
       } else if (e.attempt < e.max_attempts) {
         e.state = TaskState::kQueued;
         e.not_before = now + Backoff(e.attempt);
+        ++retries_;
       } else {
         e.state = TaskState::kFailed;
       }

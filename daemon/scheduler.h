@@ -13,6 +13,7 @@
 //    in-memory state changes only when that commit succeeds.
 //  - Completions are idempotent: completing an already-succeeded task with
 //    its own lease id answers kAlreadyDone and commits nothing.
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -107,6 +108,8 @@ class Scheduler {
   std::vector<Task> List(const std::function<bool(const Task&)>& filter) const;
   TaskCounts Counts() const;
   uint64_t next_seq() const;
+  // Tasks put back in the queue after a failure or an expired lease.
+  uint64_t retries() const { return retries_.load(); }
   // Called after every committed transition into a terminal state.
   void SetTerminalListener(std::function<void(const Task&)> fn);
 
@@ -133,6 +136,7 @@ class Scheduler {
   std::map<std::string, std::string> retired_;      // lease id -> task id (ended leases)
   std::function<void(const Task&)> on_terminal_;
   std::set<std::string> paused_runs_;
+  std::atomic<uint64_t> retries_{0};
 };
 
 }  // namespace herd::daemon

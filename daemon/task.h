@@ -38,6 +38,7 @@ struct Task {
   std::string lease_id;           // current (or last) lease: the fence for results
   std::string worker_id;
   Millis lease_expires = 0;
+  Millis leased_ms = 0;           // when the current lease was granted (not persisted)
   std::string progress;           // last heartbeat's progress JSON
   std::string result;             // completion JSON
   std::string error;              // last failure reason

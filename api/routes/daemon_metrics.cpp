@@ -1,5 +1,7 @@
 // The daemon's state as Prometheus gauges, refreshed at every scrape.
+#include <chrono>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "api/metrics/registry.h"
@@ -19,9 +21,17 @@ void AddDaemonMetrics(metrics::Registry* reg, daemon::Orchestrator* orch, stores
   auto& pending = reg->AddGauge("herd_rocksdb_pending_compaction_bytes",
                                 "RocksDB estimated bytes pending compaction");
   auto& disk = reg->AddGauge("herd_run_disk_bytes", "Artifact bytes held by each run", {"run"});
+  auto& retries = reg->AddCounter("herd_task_retries_total",
+                                  "Tasks requeued after a failure or an expired lease");
+  auto retries_seen = std::make_shared<uint64_t>(0);
   auto seen = std::make_shared<std::set<std::pair<std::string, std::string>>>();
   auto runs_seen = std::make_shared<std::set<std::string>>();
-  reg->AddCollectHook([=, &tasks, &workers, &round, &progress, &live, &pending, &disk] {
+  reg->AddCollectHook([=, &tasks, &workers, &round, &progress, &live, &pending, &disk, &retries] {
+    const uint64_t r = orch->scheduler()->retries();
+    if (r > *retries_seen) {
+      retries.WithLabels({}).Inc(static_cast<double>(r - *retries_seen));
+      *retries_seen = r;
+    }
     // Every (kind, state) seen once stays exported, at 0 when empty.
     for (const auto& ks : *seen) tasks.WithLabels({ks.first, ks.second}).Set(0);
     for (const auto& [ks, n] : orch->scheduler()->Counts().by_kind_state) {
