@@ -25,6 +25,7 @@ class ThreadPool {
 
   // fn(begin, end, thread) over a static split of [0, n) into size()
   // contiguous chunks (thread 0 is the caller). Returns when all are done.
+  // One For() at a time per pool (the owning model's step is sequential).
   template <class F>
   void For(int64_t n, F&& fn) {
     using G = std::remove_reference_t<F>;
