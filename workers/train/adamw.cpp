@@ -40,7 +40,8 @@ void AdamW::Step(float* params, const float* grads, float lr) {
     int64_t i = s.begin;
 #if defined(__AVX512F__)
     // Explicit SIMD: without -fno-math-errno GCC keeps sqrt scalar (errno
-    // branch), which makes this memory-bound loop several times slower.
+    // branch), which makes this memory-bound loop several times slower. The
+    // maskz form of sqrt avoids a GCC 12 false -Wmaybe-uninitialized.
     const __m512 vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2);
     const __m512 vb1c = _mm512_set1_ps(1.0f - b1), vb2c = _mm512_set1_ps(1.0f - b2);
     const __m512 vdecay = _mm512_set1_ps(decay), vstep = _mm512_set1_ps(step_size);
@@ -52,7 +53,7 @@ void AdamW::Step(float* params, const float* grads, float lr) {
           _mm512_fmadd_ps(vb2, _mm512_loadu_ps(v + i), _mm512_mul_ps(vb2c, _mm512_mul_ps(gi, gi)));
       _mm512_storeu_ps(m + i, mi);
       _mm512_storeu_ps(v + i, vi);
-      const __m512 den = _mm512_fmadd_ps(_mm512_sqrt_ps(vi), vbc2, veps);
+      const __m512 den = _mm512_fmadd_ps(_mm512_maskz_sqrt_ps(0xFFFF, vi), vbc2, veps);
       const __m512 upd = _mm512_div_ps(_mm512_mul_ps(vstep, mi), den);
       _mm512_storeu_ps(p + i, _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(p + i), vdecay), upd));
     }
