@@ -95,7 +95,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config
 }
 
 // Sizes every activation for (max_batch, max_seq) in one buffer. With
-// N = B*T: per layer 5 (N,d) + (N,qkv) + (N,qd) + 3 (N,f) + 2 (N) floats
+// N = B*T: per layer 4 (N,d) + (N,qkv) + (N,qd) + 3 (N,f) + 2 (N) floats
 // plus B*H*T*T probabilities.
 void LlamaModel::Carve() {
   const LayerDims& dm = dims_;
