@@ -2,9 +2,8 @@
 
 namespace herd::worker {
 
-// The handlers land as the engine pieces do (docs/tasks.md). Until one is
-// registered, a task of its kind fails for good with a clear message
-// ("this worker has no handler for task kind ...").
-void AddEngineHandlers(Worker&) {}
+// Until the generation handlers land, a task of their kinds fails for good
+// with "this worker has no handler for task kind ...".
+void AddGenerateHandlers(Worker&) {}
 
 }  // namespace herd::worker

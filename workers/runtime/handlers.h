@@ -1,10 +1,17 @@
 #pragma once
-// The engine's task handlers (docs/tasks.md): train_rm, rejection_sample,
-// train_sft, train_dpo, average, eval, generate.
+// The engine's task handlers (docs/tasks.md).
 #include "workers/runtime/worker.h"
 
 namespace herd::worker {
 
-void AddEngineHandlers(Worker& w);
+// train_sft, train_rm, train_dpo, average (train_handlers.cpp).
+void AddTrainHandlers(Worker& w);
+// generate, rejection_sample, eval (generate_handlers.cpp).
+void AddGenerateHandlers(Worker& w);
+
+inline void AddEngineHandlers(Worker& w) {
+  AddTrainHandlers(w);
+  AddGenerateHandlers(w);
+}
 
 }  // namespace herd::worker

@@ -205,6 +205,13 @@ Status Worker::Run() {
   return Status::Ok();
 }
 
+Result<json> Worker::RunLocal(const std::string& kind, const json& spec) {
+  auto h = handlers_.find(kind);
+  if (h == handlers_.end()) return Status::InvalidArgument("no handler for task kind '" + kind + "'");
+  TaskContext ctx("local", kind, spec);
+  return h->second(ctx);
+}
+
 void AddBuiltinHandlers(Worker& w) {
   w.AddHandler("noop", [](TaskContext& ctx) -> Result<json> {
     int64_t ms = ctx.spec().value("sleep_ms", int64_t{0});

@@ -68,6 +68,8 @@ class Worker {
   // configuration error (e.g. a refused registration).
   Status Run();
   void Stop() { stop_ = true; }
+  // Runs one task in-process, without herdd (tests; `herd-worker --run-task`).
+  Result<nlohmann::json> RunLocal(const std::string& kind, const nlohmann::json& spec);
   int tasks_done() const { return tasks_done_.load(); }
 
  private:

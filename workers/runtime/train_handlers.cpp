@@ -1,0 +1,235 @@
+// train_sft, train_rm, train_dpo and average (docs/tasks.md): datasets
+// from herdd's artifact directory through the chat format into the one
+// trainer loop, checkpoints back as HF directories.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "workers/model/checkpoint.h"
+#include "workers/runtime/handlers.h"
+#include "workers/runtime/task_io.h"
+#include "workers/train/averaging.h"
+#include "workers/train/examples.h"
+#include "workers/train/trainer.h"
+
+namespace herd::worker {
+
+using nlohmann::json;
+
+namespace {
+
+Result<train::TrainerOptions> TrainerOptionsFrom(const json& spec) {
+  auto it = spec.find("hparams");
+  if (it == spec.end() || !it->is_object()) return Status::InvalidArgument("spec.hparams: required object");
+  const json& h = *it;
+  train::TrainerOptions o;
+  o.steps = h.value("steps", int64_t{100});
+  o.batch_rows = h.value("batch_rows", int64_t{8});
+  o.seq_len = h.value("seq_len", int64_t{512});
+  o.grad_clip = h.value("grad_clip", 1.0);
+  o.seed = static_cast<uint64_t>(h.value("seed", int64_t{1}));
+  o.lr.peak_lr = h.value("lr", 1e-5);
+  o.lr.warmup_steps = std::min<int64_t>(h.value("warmup_steps", int64_t{0}), o.steps - 1);
+  o.lr.min_lr_ratio = std::max(1e-6, h.value("min_lr_ratio", 0.1));
+  o.lr.decay = h.value("schedule", std::string("cosine")) == "linear"
+                   ? train::LrScheduleOptions::Decay::kLinear
+                   : train::LrScheduleOptions::Decay::kCosine;
+  o.adamw.weight_decay = static_cast<float>(h.value("weight_decay", 0.0));
+  if (o.steps < 1 || o.batch_rows < 1 || o.seq_len < 8) {
+    return Status::InvalidArgument("spec.hparams: steps, batch_rows and seq_len must be positive");
+  }
+  return o;
+}
+
+// Trains, reporting progress as heartbeats; returns the final metrics.
+Result<json> RunTrainer(TaskContext& ctx, model::LlamaModel& m, train::Objective& obj,
+                        train::Objective* eval, const train::TrainerOptions& opts) {
+  HERD_ASSIGN_OR_RETURN(auto trainer, train::Trainer::Create(&m, &obj, eval, opts));
+  json last = json::object();
+  double tok_s_sum = 0;
+  int64_t tok_s_n = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  Status s = trainer->Run([&](const train::Progress& p) {
+    json j = {{"step", p.step}, {"total_steps", p.total_steps}, {"lr", p.lr},
+              {"tokens_per_s", p.tokens_per_s}, {"stage", obj.name()}};
+    for (int i = 0; i < p.metrics.count; ++i) {
+      j[p.metrics.entries[i].name] = p.metrics.entries[i].value;
+    }
+    if (p.is_eval) {
+      json e = json::object();
+      for (int i = 0; i < p.metrics.count; ++i) e[p.metrics.entries[i].name] = p.metrics.entries[i].value;
+      last["eval"] = e;
+    } else {
+      for (int i = 0; i < p.metrics.count; ++i) last[p.metrics.entries[i].name] = p.metrics.entries[i].value;
+      tok_s_sum += p.tokens_per_s;
+      ++tok_s_n;
+      ctx.Report(j);
+    }
+    return !ctx.ShouldStop();
+  });
+  HERD_RETURN_IF_ERROR(s);
+  last["steps"] = trainer->step();
+  last["tokens_per_s"] = tok_s_n ? tok_s_sum / static_cast<double>(tok_s_n) : 0.0;
+  last["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return last;
+}
+
+Result<std::vector<train::Strength>> Strengths(const json& spec) {
+  std::vector<train::Strength> out;
+  if (!spec.contains("strengths")) return std::vector<train::Strength>{train::Strength::kSignificantlyBetter,
+                                                                       train::Strength::kBetter};
+  for (const auto& s : spec["strengths"]) {
+    if (!s.is_string()) return Status::InvalidArgument("spec.strengths: must be strings");
+    HERD_ASSIGN_OR_RETURN(train::Strength st, train::ParseStrength(s.get<std::string>()));
+    out.push_back(st);
+  }
+  return out;
+}
+
+// pairs JSONL rows (docs/tasks.md) → ranked RM samples.
+Result<std::vector<train::RankedSample>> RankedSamples(const std::vector<json>& rows, const std::string& path) {
+  std::vector<train::RankedSample> out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const json& r = rows[i];
+    std::string where = path + ":" + std::to_string(i + 1);
+    HERD_ASSIGN_OR_RETURN(auto prompt, ChatMessages(r.value("prompt", json()), where + " prompt"));
+    auto strength = train::ParseStrength(r.value("strength", std::string("better")));
+    if (!strength.ok()) return strength.status().WithContext(where);
+    HERD_ASSIGN_OR_RETURN(auto s, train::RankedSampleFromChat(r.value("id", std::to_string(i)), prompt,
+                                                              r.value("chosen", ""), r.value("rejected", ""),
+                                                              r.value("edited", ""), *strength));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<json> TrainSft(TaskContext& ctx) {
+  const json& spec = ctx.spec();
+  HERD_ASSIGN_OR_RETURN(std::string base, SpecString(spec, "base"));
+  HERD_ASSIGN_OR_RETURN(std::string dataset, SpecString(spec, "dataset"));
+  HERD_ASSIGN_OR_RETURN(std::string out, SpecString(spec, "out"));
+  HERD_ASSIGN_OR_RETURN(train::TrainerOptions opts, TrainerOptionsFrom(spec));
+  HERD_ASSIGN_OR_RETURN(auto rows, ReadJsonl(dataset));
+  std::vector<train::SftExample> examples;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::string where = dataset + ":" + std::to_string(i + 1);
+    HERD_ASSIGN_OR_RETURN(auto msgs, ChatMessages(rows[i].value("messages", json()), where + " messages"));
+    auto ex = train::SftExampleFromChat(msgs);
+    if (!ex.ok()) return ex.status().WithContext(where);
+    examples.push_back(std::move(ex).value());
+  }
+  if (examples.empty()) return Status::InvalidArgument(dataset + ": no conversations");
+  HERD_ASSIGN_OR_RETURN(auto m, LoadModel(base, opts.batch_rows, opts.seq_len));
+  train::SftPackOptions po;
+  po.truncate = true;
+  auto obj = train::MakeSftObjective(std::move(examples), po);
+  HERD_ASSIGN_OR_RETURN(json metrics, RunTrainer(ctx, *m, *obj, nullptr, opts));
+  metrics["examples"] = obj->size();
+  HERD_ASSIGN_OR_RETURN(json ck, SaveModel(*m, out));
+  return json{{"checkpoint", ck}, {"metrics", metrics}};
+}
+
+Result<json> TrainRm(TaskContext& ctx) {
+  const json& spec = ctx.spec();
+  HERD_ASSIGN_OR_RETURN(std::string base, SpecString(spec, "base"));
+  HERD_ASSIGN_OR_RETURN(std::string dataset, SpecString(spec, "dataset"));
+  HERD_ASSIGN_OR_RETURN(std::string out, SpecString(spec, "out"));
+  HERD_ASSIGN_OR_RETURN(train::TrainerOptions opts, TrainerOptionsFrom(spec));
+  train::RewardOptions ro;
+  HERD_ASSIGN_OR_RETURN(ro.strengths, Strengths(spec));
+  ro.use_margin = spec.value("margin", false);
+  HERD_ASSIGN_OR_RETURN(auto rows, ReadJsonl(dataset));
+  HERD_ASSIGN_OR_RETURN(auto samples, RankedSamples(rows, dataset));
+  std::vector<train::RankedSample> heldout;
+  if (spec.contains("heldout") && spec["heldout"].is_string()) {
+    HERD_ASSIGN_OR_RETURN(auto hrows, ReadJsonl(spec["heldout"].get<std::string>()));
+    HERD_ASSIGN_OR_RETURN(heldout, RankedSamples(hrows, spec["heldout"].get<std::string>()));
+  }
+  HERD_ASSIGN_OR_RETURN(auto m, LoadModel(base, opts.batch_rows, opts.seq_len, /*as_reward_model=*/true));
+  auto obj = train::MakeRewardObjective(std::move(samples), ro);
+  std::unique_ptr<train::Objective> eval;
+  if (!heldout.empty()) eval = train::MakeRewardObjective(std::move(heldout), ro);
+  HERD_ASSIGN_OR_RETURN(json metrics, RunTrainer(ctx, *m, *obj, eval.get(), opts));
+  if (metrics.contains("eval") && metrics["eval"].contains("accuracy")) {
+    metrics["heldout_accuracy"] = metrics["eval"]["accuracy"];
+  }
+  HERD_ASSIGN_OR_RETURN(json ck, SaveModel(*m, out));
+  return json{{"checkpoint", ck}, {"metrics", metrics}};
+}
+
+Result<json> TrainDpo(TaskContext& ctx) {
+  const json& spec = ctx.spec();
+  HERD_ASSIGN_OR_RETURN(std::string base, SpecString(spec, "base"));
+  HERD_ASSIGN_OR_RETURN(std::string ref, SpecString(spec, "ref"));
+  HERD_ASSIGN_OR_RETURN(std::string dataset, SpecString(spec, "dataset"));
+  HERD_ASSIGN_OR_RETURN(std::string out, SpecString(spec, "out"));
+  HERD_ASSIGN_OR_RETURN(train::TrainerOptions opts, TrainerOptionsFrom(spec));
+  HERD_ASSIGN_OR_RETURN(auto keep, Strengths(spec));
+  train::DpoOptions dopt;
+  dopt.beta = SpecNumber(spec, "beta", 0.1);
+  dopt.nll_alpha = SpecNumber(spec, "nll_alpha", 0.2);
+  dopt.mask_formatting = spec.value("mask_formatting", true);
+  HERD_ASSIGN_OR_RETURN(auto rows, ReadJsonl(dataset));
+  std::vector<train::DpoSample> samples;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const json& r = rows[i];
+    std::string where = dataset + ":" + std::to_string(i + 1);
+    auto strength = train::ParseStrength(r.value("strength", std::string("better")));
+    if (!strength.ok()) return strength.status().WithContext(where);
+    if (std::find(keep.begin(), keep.end(), *strength) == keep.end()) continue;
+    if (r.value("chosen", "") == r.value("rejected", "")) continue;  // nothing to prefer
+    HERD_ASSIGN_OR_RETURN(auto prompt, ChatMessages(r.value("prompt", json()), where + " prompt"));
+    auto s = train::DpoSampleFromChat(r.value("id", std::to_string(i)), prompt, r.value("chosen", ""),
+                                      r.value("rejected", ""));
+    if (!s.ok()) return s.status().WithContext(where);
+    samples.push_back(std::move(s).value());
+  }
+  if (samples.empty()) return Status::InvalidArgument(dataset + ": no pairs of the configured strengths");
+  // Reference log-probs once, from the frozen reference; then the policy.
+  std::shared_ptr<train::ReferenceLogProbs> table;
+  {
+    HERD_ASSIGN_OR_RETURN(auto ref_model, LoadModel(ref, opts.batch_rows, opts.seq_len));
+    HERD_ASSIGN_OR_RETURN(json ref_desc, DescribeCheckpoint(ref));
+    HERD_ASSIGN_OR_RETURN(table, train::ReferenceForDpo(*ref_model, samples, dopt, opts.batch_rows,
+                                                        opts.seq_len, ref_desc["sha256"].get<std::string>()));
+  }
+  HERD_ASSIGN_OR_RETURN(auto m, LoadModel(base, opts.batch_rows, opts.seq_len));
+  auto obj = train::MakeDpoObjective(std::move(samples), dopt, table);
+  HERD_ASSIGN_OR_RETURN(json metrics, RunTrainer(ctx, *m, *obj, nullptr, opts));
+  HERD_ASSIGN_OR_RETURN(json ck, SaveModel(*m, out));
+  return json{{"checkpoint", ck}, {"metrics", metrics}};
+}
+
+Result<json> Average(TaskContext& ctx) {
+  const json& spec = ctx.spec();
+  HERD_ASSIGN_OR_RETURN(std::string out, SpecString(spec, "out"));
+  if (!spec.contains("inputs") || !spec["inputs"].is_array() || spec["inputs"].empty()) {
+    return Status::InvalidArgument("spec.inputs: required non-empty array of checkpoint paths");
+  }
+  std::vector<train::AverageInput> inputs;
+  for (size_t i = 0; i < spec["inputs"].size(); ++i) {
+    train::AverageInput in;
+    in.dir = spec["inputs"][i].get<std::string>();
+    if (spec.contains("weights") && i < spec["weights"].size()) in.weight = spec["weights"][i].get<double>();
+    inputs.push_back(in);
+  }
+  train::AverageOptions ao;
+  ao.overwrite = true;  // a retried task rewrites its own output
+  ctx.Report({{"step", 0}, {"total_steps", 1}, {"stage", "average"}});
+  HERD_ASSIGN_OR_RETURN(train::AverageReport rep, train::AverageCheckpoints(inputs, out, ao));
+  HERD_ASSIGN_OR_RETURN(json ck, DescribeCheckpoint(out));
+  return json{{"checkpoint", ck},
+              {"metrics", {{"inputs", inputs.size()}, {"tensors", rep.tensors}, {"parameters", rep.parameters}}}};
+}
+
+}  // namespace
+
+void AddTrainHandlers(Worker& w) {
+  w.AddHandler("train_sft", TrainSft);
+  w.AddHandler("train_rm", TrainRm);
+  w.AddHandler("train_dpo", TrainDpo);
+  w.AddHandler("average", Average);
+}
+
+}  // namespace herd::worker
