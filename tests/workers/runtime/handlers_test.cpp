@@ -9,6 +9,7 @@
 #include "workers/model/checkpoint.h"
 #include "workers/model/llama.h"
 #include "workers/model/tokenizer.h"
+#include "workers/runtime/checkers.h"
 #include "workers/runtime/handlers.h"
 #include "workers/runtime/task_io.h"
 
@@ -116,6 +117,72 @@ TEST_F(TrainHandlersTest, BadSpecsNameTheField) {
   r = worker_.RunLocal("train_sft", {{"base", "/nonexistent"}, {"dataset", Convs()}, {"out", "x"},
                                      {"hparams", Hparams(1)}});
   ASSERT_FALSE(r.ok());
+}
+
+}  // namespace
+}  // namespace herd::worker
+
+namespace herd::worker {
+namespace {
+
+TEST_F(TrainHandlersTest, GenerateRejectionSampleAndEvalRunOnTheTinyModel) {
+  std::string rm = (dir_ / "rm").string();
+  ASSERT_TRUE(worker_.RunLocal("train_rm", {{"base", Base()}, {"dataset", Pairs()}, {"out", rm},
+                                            {"hparams", Hparams(5)}}).ok());
+  json prompts = json::array();
+  for (int i = 0; i < 5; ++i) {
+    prompts.push_back({{"id", "p" + std::to_string(i)},
+                       {"messages", {{{"role", "user"}, {"content", "What is " + std::to_string(i) + "+2?"}}}}});
+  }
+  auto g = worker_.RunLocal("generate", {{"policies", {Base(), Base()}}, {"prompts", prompts},
+                                         {"temperature", 1.0}, {"max_new_tokens", 6}, {"seed", 9}});
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  ASSERT_EQ((*g)["responses"].size(), 5u);
+  EXPECT_EQ((*g)["responses"][3]["prompt_id"], "p3");
+
+  json rs_spec = {{"policy", Base()}, {"rm", rm}, {"prompts", prompts}, {"k", 4},
+                  {"temperature", 1.0}, {"max_new_tokens", 6}, {"seed", 11}};
+  auto rs = worker_.RunLocal("rejection_sample", rs_spec);
+  ASSERT_TRUE(rs.ok()) << rs.status().ToString();
+  const json& samples = (*rs)["samples"];
+  ASSERT_EQ(samples.size(), 20u);  // K per prompt
+  for (const auto& s : samples) {
+    EXPECT_LE(s["tokens"].size(), 6u);
+    EXPECT_TRUE(s["rm_score"].is_number());
+  }
+  // Same seed, same samples: reproducible however it was batched.
+  auto again = worker_.RunLocal("rejection_sample", rs_spec);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)["samples"], samples);
+
+  auto ev = worker_.RunLocal("eval", {{"policy", Base()}, {"previous", Base()}, {"rm", rm},
+                                      {"rm_heldout", Pairs()}, {"prompts", prompts}, {"checker", "arithmetic"},
+                                      {"samples_per_prompt", 2}, {"max_new_tokens", 6}, {"seed", 5}});
+  ASSERT_TRUE(ev.ok()) << ev.status().ToString();
+  const json& m = (*ev)["metrics"];
+  EXPECT_TRUE(m.contains("accuracy_greedy"));
+  EXPECT_TRUE(m.contains("accuracy_sampled"));
+  EXPECT_EQ(m["win_rate_vs_previous"], 0.5);  // the same model: every prompt a tie
+  EXPECT_EQ(m["rm_heldout_pairs"], 3);
+  auto bad = worker_.RunLocal("eval", {{"policy", Base()}, {"prompts", prompts}, {"checker", "chess"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "spec.checker: unknown checker 'chess'");
+}
+
+TEST(Checkers, ArithmeticAndReverse) {
+  const Checker* a = FindChecker("arithmetic");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->Answer("What is 12+30?").value(), "42");
+  EXPECT_EQ(a->Answer("What is 7-9?").value(), "-2");
+  EXPECT_EQ(a->Score("What is 6*7?", "The answer is 42."), 1.0);
+  EXPECT_EQ(a->Score("What is 6*7?", "43"), 0.0);
+  EXPECT_EQ(a->Score("What is 6*7?", "no idea"), 0.0);
+  const Checker* r = FindChecker("reverse");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->Score("Reverse: abc", " cba "), 1.0);
+  EXPECT_GT(r->Score("Reverse: abcd", "dcxx"), 0.0);
+  EXPECT_LT(r->Score("Reverse: abcd", "dcxx"), 1.0);
+  EXPECT_EQ(FindChecker("chess"), nullptr);
 }
 
 }  // namespace

@@ -1,0 +1,381 @@
+// generate, rejection_sample and eval (docs/tasks.md): the paged-KV
+// generator for the policy, a shared-prompt reward-model scorer, and the
+// checkers for tasks with verifiable answers.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "workers/generate/generator.h"
+#include "workers/generate/paged_llama.h"
+#include "workers/generate/rejection_sampling.h"
+#include "workers/model/chat_format.h"
+#include "workers/model/tokenizer.h"
+#include "workers/runtime/checkers.h"
+#include "workers/runtime/handlers.h"
+#include "workers/runtime/task_io.h"
+#include "workers/train/examples.h"
+
+namespace herd::worker {
+
+using nlohmann::json;
+
+namespace {
+
+struct SpecPrompt {
+  std::string id;
+  std::string text;                 // the last user message, for checkers
+  std::vector<model::ChatMessage> messages;
+  std::vector<int32_t> tokens;      // formatted, ending in the assistant header
+};
+
+Result<std::vector<SpecPrompt>> Prompts(const json& spec) {
+  if (!spec.contains("prompts") || !spec["prompts"].is_array()) {
+    return Status::InvalidArgument("spec.prompts: required array of {id, messages}");
+  }
+  std::vector<SpecPrompt> out;
+  model::ChatFormatOptions fo;
+  fo.add_generation_prompt = true;
+  for (size_t i = 0; i < spec["prompts"].size(); ++i) {
+    const json& p = spec["prompts"][i];
+    std::string where = "spec.prompts[" + std::to_string(i) + "]";
+    SpecPrompt sp;
+    if (!p.contains("id") || !p["id"].is_string()) return Status::InvalidArgument(where + ".id: required string");
+    sp.id = p["id"].get<std::string>();
+    HERD_ASSIGN_OR_RETURN(sp.messages, ChatMessages(p.value("messages", json()), where + ".messages"));
+    if (sp.messages.empty()) return Status::InvalidArgument(where + ".messages: empty");
+    sp.text = sp.messages.back().content;
+    HERD_ASSIGN_OR_RETURN(model::ChatTokens ct, model::FormatChat(sp.messages, fo));
+    sp.tokens = ct.ids;
+    out.push_back(std::move(sp));
+  }
+  return out;
+}
+
+std::string Text(const std::vector<int32_t>& tokens) {
+  auto t = model::ByteTokenizer::Decode(tokens, /*skip_special=*/true);
+  return t.ok() ? *t : std::string();
+}
+
+// A policy ready to sample: weights (held by a LlamaModel), the paged view
+// of them, and a generator with its KV pool.
+struct Policy {
+  std::unique_ptr<model::LlamaModel> weights;
+  std::unique_ptr<generate::PagedLlama> paged;
+  std::unique_ptr<generate::Generator> gen;
+};
+
+Result<std::unique_ptr<Policy>> LoadPolicy(const std::string& dir, int64_t kv_budget) {
+  auto p = std::make_unique<Policy>();
+  HERD_ASSIGN_OR_RETURN(p->weights, LoadModel(dir, 1, 8));
+  HERD_ASSIGN_OR_RETURN(generate::PagedLlama pl,
+                        generate::PagedLlama::Create(p->weights->config(), p->weights->ParamViews()));
+  p->paged = std::make_unique<generate::PagedLlama>(std::move(pl));
+  generate::GeneratorOptions go;
+  go.kv_budget_bytes = kv_budget;
+  HERD_ASSIGN_OR_RETURN(p->gen, generate::Generator::Create(p->paged.get(), go));
+  return p;
+}
+
+generate::SamplingParams Sampling(const json& spec, double temperature) {
+  generate::SamplingParams sp;
+  sp.temperature = static_cast<float>(temperature);
+  sp.top_p = static_cast<float>(SpecNumber(spec, "top_p", 1.0));
+  sp.top_k = static_cast<int32_t>(SpecNumber(spec, "top_k", 0));
+  sp.max_new_tokens = static_cast<int32_t>(SpecNumber(spec, "max_new_tokens", 64));
+  sp.eot_id = model::kEotId;
+  return sp;
+}
+
+// K samples per prompt: [prompt][idx].
+Result<std::vector<std::vector<generate::GeneratedSample>>> Sample(
+    Policy& p, const std::vector<SpecPrompt>& prompts, int32_t k, const generate::SamplingParams& sp,
+    uint64_t seed) {
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    generate::GenerationRequest r;
+    r.prompt = prompts[i].tokens;
+    r.num_samples = k;
+    r.sampling = sp;
+    r.seed = generate::PromptSeed(seed, static_cast<int64_t>(i));
+    auto id = p.gen->Submit(std::move(r));
+    if (!id.ok()) {
+      p.gen->ClearQueued();
+      return id.status().WithContext("prompt " + prompts[i].id);
+    }
+  }
+  HERD_ASSIGN_OR_RETURN(auto samples, p.gen->Run());
+  std::vector<std::vector<generate::GeneratedSample>> out(prompts.size());
+  for (auto& s : samples) out[static_cast<size_t>(s.request)].push_back(std::move(s));
+  return out;
+}
+
+// Reward model scoring: one packed row per prompt with every response a
+// child segment of the prompt (the prompt is computed once), or one row
+// per response when that row would not fit.
+class RmScorer final : public generate::ResponseScorer {
+ public:
+  static Result<std::unique_ptr<RmScorer>> Load(const std::string& dir, std::string id, int64_t max_prompt,
+                                                int64_t max_response, int64_t k) {
+    auto s = std::unique_ptr<RmScorer>(new RmScorer());
+    s->id_ = std::move(id);
+    s->shared_ = max_prompt + k * max_response <= 4096;
+    s->T_ = s->shared_ ? max_prompt + k * max_response : max_prompt + max_response;
+    s->B_ = s->shared_ ? 1 : k;
+    HERD_ASSIGN_OR_RETURN(s->rm_, LoadModel(dir, s->B_, s->T_));
+    if (!s->rm_->config().is_reward_model) return Status::InvalidArgument("spec.rm: " + dir + " is not a reward model");
+    return s;
+  }
+  std::string id() const override { return id_; }
+
+  Result<std::vector<float>> ScoreResponses(const std::vector<int32_t>& prompt,
+                                            const std::vector<std::vector<int32_t>>& responses) override {
+    std::vector<float> scores(responses.size());
+    size_t next = 0;
+    while (next < responses.size()) {
+      // Fill up to B_ rows; each starts with the prompt.
+      batch_.Resize(B_, T_);
+      std::vector<std::pair<size_t, int64_t>> read;  // (response, flat index of its last token)
+      for (int64_t b = 0; b < B_ && next < responses.size(); ++b) {
+        int64_t pos = 0;
+        auto put = [&](int32_t tok, int32_t seg, int32_t parent, int32_t position) {
+          const int64_t at = b * T_ + pos++;
+          batch_.tokens[at] = tok;
+          batch_.segments[at] = seg;
+          batch_.parents[at] = parent;
+          batch_.positions[at] = position;
+          return at;
+        };
+        if (static_cast<int64_t>(prompt.size()) >= T_) return Status::InvalidArgument("prompt longer than the RM row");
+        for (size_t i = 0; i < prompt.size(); ++i) put(prompt[i], 0, -1, static_cast<int32_t>(i));
+        int32_t seg = 1;
+        while (next < responses.size()) {
+          std::vector<int32_t> r = responses[next];
+          if (r.empty() || r.back() != model::kEotId) r.push_back(model::kEotId);  // as trained
+          if (pos + static_cast<int64_t>(r.size()) > T_) {
+            if (seg == 1) r.resize(static_cast<size_t>(T_ - pos));  // a response alone: cut to fit
+            else break;
+          }
+          int64_t last = 0;
+          for (size_t i = 0; i < r.size(); ++i) {
+            last = put(r[i], seg, 0, static_cast<int32_t>(prompt.size() + i));
+          }
+          read.emplace_back(next++, last);
+          ++seg;
+          if (!shared_) break;
+        }
+      }
+      HERD_RETURN_IF_ERROR(rm_->Forward(batch_));
+      for (const auto& [i, at] : read) {
+        const float v = rm_->values()[at];
+        if (!std::isfinite(v)) return Status::Internal("reward model gave a non-finite score");
+        scores[i] = v;
+      }
+    }
+    return scores;
+  }
+
+ private:
+  RmScorer() = default;
+  std::string id_;
+  bool shared_ = true;
+  int64_t B_ = 1, T_ = 0;
+  std::unique_ptr<model::LlamaModel> rm_;
+  model::PackedBatch batch_;
+};
+
+int64_t MaxPromptLen(const std::vector<SpecPrompt>& ps) {
+  int64_t m = 1;
+  for (const auto& p : ps) m = std::max<int64_t>(m, static_cast<int64_t>(p.tokens.size()));
+  return m;
+}
+
+Result<json> Generate(TaskContext& ctx) {
+  const json& spec = ctx.spec();
+  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(spec));
+  if (!spec.contains("policies") || !spec["policies"].is_array() || spec["policies"].size() != 2) {
+    return Status::InvalidArgument("spec.policies: required array of two checkpoint paths");
+  }
+  const uint64_t seed = spec.value("seed", uint64_t{1});
+  auto sp = Sampling(spec, SpecNumber(spec, "temperature", 1.0));
+  std::vector<std::vector<std::string>> texts(2);
+  for (int m = 0; m < 2; ++m) {
+    HERD_ASSIGN_OR_RETURN(auto pol, LoadPolicy(spec["policies"][m].get<std::string>(),
+                                               static_cast<int64_t>(SpecNumber(spec, "kv_budget_bytes", 64 << 20))));
+    HERD_ASSIGN_OR_RETURN(auto out, Sample(*pol, prompts, 1, sp, seed + 7919 * static_cast<uint64_t>(m)));
+    for (auto& per : out) texts[m].push_back(per.empty() ? "" : Text(per[0].tokens));
+    ctx.Report({{"step", m + 1}, {"total_steps", 2}, {"stage", "generate"}});
+    if (ctx.ShouldStop()) return Status::Aborted("stopped");
+  }
+  json rs = json::array();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    rs.push_back({{"prompt_id", prompts[i].id}, {"a", texts[0][i]}, {"b", texts[1][i]}});
+  }
+  return json{{"responses", rs}};
+}
+
+Result<json> RejectionSampleTask(TaskContext& ctx) {
+  const json& spec = ctx.spec();
+  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(spec));
+  HERD_ASSIGN_OR_RETURN(std::string policy_path, SpecString(spec, "policy"));
+  HERD_ASSIGN_OR_RETURN(std::string rm_path, SpecString(spec, "rm"));
+  const int32_t k = static_cast<int32_t>(SpecNumber(spec, "k", 10));
+  if (k < 1) return Status::InvalidArgument("spec.k: must be >= 1");
+  auto sp = Sampling(spec, SpecNumber(spec, "temperature", 0.7));
+  HERD_ASSIGN_OR_RETURN(auto pol, LoadPolicy(policy_path,
+                                             static_cast<int64_t>(SpecNumber(spec, "kv_budget_bytes", 256 << 20))));
+  HERD_ASSIGN_OR_RETURN(auto scorer, RmScorer::Load(rm_path, spec.value("rm_id", ""), MaxPromptLen(prompts),
+                                                    sp.max_new_tokens + 1, k));
+  generate::RejectionSamplingOptions ro;
+  ro.num_samples = k;
+  ro.sampling = sp;
+  ro.seed = spec.value("seed", uint64_t{1});
+  ro.policy_id = spec.value("policy_id", "");
+  json samples = json::array();
+  int64_t tokens = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  // In chunks, so heartbeats carry progress and a cancel is seen soon.
+  const size_t chunk = 8;
+  for (size_t b = 0; b < prompts.size(); b += chunk) {
+    std::vector<generate::RejectionPrompt> rp;
+    for (size_t i = b; i < std::min(prompts.size(), b + chunk); ++i) {
+      rp.push_back({static_cast<int64_t>(i), prompts[i].tokens});
+    }
+    HERD_ASSIGN_OR_RETURN(auto rows, generate::RejectionSample(*pol->gen, *scorer, rp, ro, Text));
+    for (const auto& r : rows) {
+      tokens += static_cast<int64_t>(r.tokens.size());
+      samples.push_back({{"prompt_id", prompts[static_cast<size_t>(r.prompt_id)].id},
+                         {"idx", r.idx},
+                         {"tokens", r.tokens},
+                         {"text", r.text},
+                         {"logprob", r.logprob_sum},
+                         {"rm_score", r.score},
+                         {"seed", r.seed}});
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ctx.Report({{"step", std::min(prompts.size(), b + chunk)}, {"total_steps", prompts.size()},
+                {"tokens_per_s", secs > 0 ? static_cast<double>(tokens) / secs : 0.0},
+                {"stage", "rejection_sampling"}});
+    if (ctx.ShouldStop()) return Status::Aborted("stopped");
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return json{{"samples", samples},
+              {"metrics", {{"tokens", tokens}, {"tokens_per_s", secs > 0 ? tokens / secs : 0.0}}}};
+}
+
+Result<json> Eval(TaskContext& ctx) {
+  const json& spec = ctx.spec();
+  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(spec));
+  HERD_ASSIGN_OR_RETURN(std::string policy_path, SpecString(spec, "policy"));
+  const Checker* checker = nullptr;
+  std::string cname = spec.value("checker", "");
+  if (!cname.empty()) {
+    checker = FindChecker(cname);
+    if (!checker) return Status::InvalidArgument("spec.checker: unknown checker '" + cname + "'");
+  }
+  const uint64_t seed = spec.value("seed", uint64_t{1});
+  const int64_t kv = static_cast<int64_t>(SpecNumber(spec, "kv_budget_bytes", 64 << 20));
+  auto greedy = Sampling(spec, 0.0);
+  auto sampled = Sampling(spec, SpecNumber(spec, "temperature", 0.7));
+  const int32_t n_sampled = static_cast<int32_t>(SpecNumber(spec, "samples_per_prompt", 1));
+  json m = json::object();
+  m["prompts"] = prompts.size();
+
+  // Greedy responses of the policy, the previous policy and the base.
+  std::map<std::string, std::vector<std::string>> greedy_text;
+  for (const char* which : {"policy", "previous", "base"}) {
+    if (!spec.contains(which) || !spec[which].is_string() || spec[which].get<std::string>().empty()) continue;
+    HERD_ASSIGN_OR_RETURN(auto pol, LoadPolicy(spec[which].get<std::string>(), kv));
+    HERD_ASSIGN_OR_RETURN(auto g, Sample(*pol, prompts, 1, greedy, seed));
+    auto& texts = greedy_text[which];
+    for (auto& per : g) texts.push_back(per.empty() ? "" : Text(per[0].tokens));
+    if (std::string(which) == "policy" && checker && n_sampled > 0) {
+      HERD_ASSIGN_OR_RETURN(auto s, Sample(*pol, prompts, n_sampled, sampled, seed + 1));
+      double acc = 0;
+      int64_t n = 0;
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        for (const auto& x : s[i]) {
+          acc += checker->Score(prompts[i].text, Text(x.tokens)) >= 1.0;
+          ++n;
+        }
+      }
+      m["accuracy_sampled"] = n ? acc / static_cast<double>(n) : 0.0;
+    }
+    ctx.Report({{"stage", "eval"}, {"model", which}});
+    if (ctx.ShouldStop()) return Status::Aborted("stopped");
+  }
+  auto accuracy = [&](const std::vector<std::string>& texts) {
+    double a = 0;
+    for (size_t i = 0; i < prompts.size(); ++i) a += checker->Score(prompts[i].text, texts[i]) >= 1.0;
+    return prompts.empty() ? 0.0 : a / static_cast<double>(prompts.size());
+  };
+  if (checker) {
+    for (const auto& [which, texts] : greedy_text) {
+      m[std::string(which == "policy" ? "" : which + "_") + "accuracy_greedy"] = accuracy(texts);
+    }
+  }
+
+  // The reward model: held-out pair accuracy, and scores of greedy answers.
+  std::unique_ptr<RmScorer> rm;
+  if (spec.contains("rm") && spec["rm"].is_string() && !spec["rm"].get<std::string>().empty()) {
+    HERD_ASSIGN_OR_RETURN(rm, RmScorer::Load(spec["rm"].get<std::string>(), "", 2 * MaxPromptLen(prompts) + 64,
+                                             static_cast<int64_t>(greedy.max_new_tokens) * 4 + 64, 2));
+  }
+  std::vector<double> rm_policy, rm_prev;
+  if (rm) {
+    for (const char* which : {"policy", "previous"}) {
+      if (!greedy_text.count(which)) continue;
+      auto& out = std::string(which) == "policy" ? rm_policy : rm_prev;
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        auto pr = train::FormatResponse(prompts[i].messages, greedy_text[which][i]);
+        if (!pr.ok()) return pr.status();
+        HERD_ASSIGN_OR_RETURN(auto s, rm->ScoreResponses(pr->prompt, {pr->response}));
+        out.push_back(s[0]);
+      }
+    }
+    if (!rm_policy.empty()) {
+      double sum = 0;
+      for (double x : rm_policy) sum += x;
+      m["rm_score_greedy"] = sum / static_cast<double>(rm_policy.size());
+    }
+    std::string heldout = spec.value("rm_heldout", "");
+    if (!heldout.empty()) {
+      HERD_ASSIGN_OR_RETURN(auto rows, ReadJsonl(heldout));
+      double right = 0;
+      int64_t n = 0;
+      for (const auto& r : rows) {
+        HERD_ASSIGN_OR_RETURN(auto pm, ChatMessages(r.value("prompt", json()), heldout + " prompt"));
+        auto c = train::FormatResponse(pm, r.value("chosen", ""));
+        auto x = train::FormatResponse(pm, r.value("rejected", ""));
+        if (!c.ok() || !x.ok()) continue;
+        HERD_ASSIGN_OR_RETURN(auto s, rm->ScoreResponses(c->prompt, {c->response, x->response}));
+        right += s[0] > s[1];
+        ++n;
+      }
+      if (n) m["rm_heldout_accuracy"] = right / static_cast<double>(n);
+      m["rm_heldout_pairs"] = n;
+    }
+  }
+  // Win rate against the previous round's model: by the checker when the
+  // task has one, else by the reward model; ties count half.
+  if (greedy_text.count("previous") && (checker || (!rm_policy.empty() && !rm_prev.empty()))) {
+    double w = 0;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      double a = checker ? checker->Score(prompts[i].text, greedy_text["policy"][i]) : rm_policy[i];
+      double b = checker ? checker->Score(prompts[i].text, greedy_text["previous"][i]) : rm_prev[i];
+      w += a > b ? 1.0 : a == b ? 0.5 : 0.0;
+    }
+    m["win_rate_vs_previous"] = prompts.empty() ? 0.0 : w / static_cast<double>(prompts.size());
+  }
+  return json{{"metrics", m}};
+}
+
+}  // namespace
+
+void AddGenerateHandlers(Worker& w) {
+  w.AddHandler("generate", Generate);
+  w.AddHandler("rejection_sample", RejectionSampleTask);
+  w.AddHandler("eval", Eval);
+}
+
+}  // namespace herd::worker
