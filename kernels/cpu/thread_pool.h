@@ -53,10 +53,12 @@ class ThreadPool {
   int64_t n_ = 0;
 };
 
-// Runs fn over [0, n) on pool when one is given, else inline as one chunk.
+// Runs fn over [0, n) on pool when one is given and every thread would get
+// at least min_chunk items (a hand-off costs microseconds, more than a small
+// loop), else inline as one chunk. Default min_chunk: 1.
 template <class F>
-void ParallelFor(ThreadPool* pool, int64_t n, F&& fn) {
-  if (pool != nullptr && pool->size() > 1 && n > 1) {
+void ParallelFor(ThreadPool* pool, int64_t n, F&& fn, int64_t min_chunk = 1) {
+  if (pool != nullptr && pool->size() > 1 && n > 1 && n >= min_chunk * pool->size()) {
     pool->For(n, fn);
   } else {
     fn(int64_t{0}, n, 0);

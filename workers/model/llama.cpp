@@ -31,28 +31,105 @@ LayerDims LayerDims::From(const LlamaConfig& c) {
   return d;
 }
 
+namespace {
+
+// Rows per thread below which a loop over rows of C floats runs inline:
+// about 16K floats of work per thread.
+inline int64_t MinRows(int64_t C) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, C)); }
+
+// Row-parallel wrappers: the element-wise ops split by rows over the pool
+// (between sgemms, so never while OpenBLAS runs). Each row's arithmetic is
+// the same as the serial loop, so results do not depend on the split, except
+// the norm-weight gradients, which are summed per thread and then folded.
+void RmsNormForwardP(k::ThreadPool* pool, float* out, float* rstd, const float* x, const float* w,
+                     int64_t N, int64_t C, float eps) {
+  k::ParallelFor(
+      pool, N,
+      [&](int64_t b, int64_t e, int) {
+        k::RmsNormForward(out + b * C, rstd + b, x + b * C, w, e - b, C, eps);
+      },
+      MinRows(C));
+}
+
+// dw partials per thread in dw_scratch (threads, C), folded into dw.
+void RmsNormBackwardP(k::ThreadPool* pool, float* dw_scratch, float* dx, float* dw,
+                      const float* dout, const float* x, const float* w, const float* rstd,
+                      int64_t N, int64_t C) {
+  if (pool == nullptr || pool->size() == 1 || N < MinRows(C) * pool->size()) {
+    k::RmsNormBackward(dx, dw, dout, x, w, rstd, N, C);
+    return;
+  }
+  std::memset(dw_scratch, 0, sizeof(float) * pool->size() * C);
+  pool->For(N, [&](int64_t b, int64_t e, int t) {
+    k::RmsNormBackward(dx + b * C, dw_scratch + t * C, dout + b * C, x + b * C, w, rstd + b, e - b,
+                       C);
+  });
+  for (int t = 0; t < pool->size(); ++t) k::AddInPlace(dw, dw_scratch + t * C, C);
+}
+
+void RopeP(k::ThreadPool* pool, bool backward, float* x, int64_t N, int64_t heads, int64_t hd,
+           int64_t ld, const float* cos, const float* sin) {
+  const int64_t half = hd / 2;
+  k::ParallelFor(
+      pool, N,
+      [&](int64_t b, int64_t e, int) {
+        if (backward)
+          k::RopeBackward(x + b * ld, e - b, heads, hd, ld, cos + b * half, sin + b * half);
+        else
+          k::RopeForward(x + b * ld, e - b, heads, hd, ld, cos + b * half, sin + b * half);
+      },
+      MinRows(heads * hd));
+}
+
+void SwiGluForwardP(k::ThreadPool* pool, float* h, const float* gu, int64_t N, int64_t F) {
+  k::ParallelFor(
+      pool, N,
+      [&](int64_t b, int64_t e, int) { k::SwiGluForward(h + b * F, gu + b * 2 * F, e - b, F); },
+      MinRows(F));
+}
+
+void SwiGluBackwardP(k::ThreadPool* pool, float* dgu, const float* dh, const float* gu, int64_t N,
+                     int64_t F) {
+  k::ParallelFor(
+      pool, N,
+      [&](int64_t b, int64_t e, int) {
+        k::SwiGluBackward(dgu + b * 2 * F, dh + b * F, gu + b * 2 * F, e - b, F);
+      },
+      MinRows(F));
+}
+
+void CopyP(k::ThreadPool* pool, float* dst, const float* src, int64_t n) {
+  k::ParallelFor(
+      pool, n,
+      [&](int64_t b, int64_t e, int) { std::memcpy(dst + b, src + b, sizeof(float) * (e - b)); },
+      int64_t{1} << 16);
+}
+
+}  // namespace
+
 void LayerQkvForward(const LayerTensors& w, const LayerDims& dm, int64_t n, const float* x,
-                     float* ln1, float* rstd1, float* qkv, const float* cos, const float* sin) {
+                     float* ln1, float* rstd1, float* qkv, const float* cos, const float* sin,
+                     k::ThreadPool* pool) {
   const int64_t ld = dm.qkv_dim();
-  k::RmsNormForward(ln1, rstd1, x, w.input_norm, n, dm.d, dm.eps);
+  RmsNormForwardP(pool, ln1, rstd1, x, w.input_norm, n, dm.d, dm.eps);
   // qkv (n, qkv_dim) = ln1 (n, d) . Wqkv^T (d, qkv_dim)
   k::Sgemm(false, true, n, ld, dm.d, 1.0f, ln1, w.qkv, 0.0f, qkv);
-  k::RopeForward(qkv, n, dm.H, dm.hd, ld, cos, sin);                 // q heads
-  k::RopeForward(qkv + dm.q_dim(), n, dm.Hkv, dm.hd, ld, cos, sin);  // k heads
+  // RoPE on the q heads and the k heads (contiguous columns: H + Hkv heads).
+  RopeP(pool, false, qkv, n, dm.H + dm.Hkv, dm.hd, ld, cos, sin);
 }
 
 void LayerOutForward(const LayerTensors& w, const LayerDims& dm, int64_t n, const float* x,
                      const float* att, float* x_mid, float* ln2, float* rstd2, float* gu, float* h,
-                     float* out) {
+                     float* out, k::ThreadPool* pool) {
   // x_mid (n, d) = x + att (n, qd) . Wo^T (qd, d)
-  std::memcpy(x_mid, x, sizeof(float) * n * dm.d);
+  CopyP(pool, x_mid, x, n * dm.d);
   k::Sgemm(false, true, n, dm.d, dm.q_dim(), 1.0f, att, w.o, 1.0f, x_mid);
-  k::RmsNormForward(ln2, rstd2, x_mid, w.post_norm, n, dm.d, dm.eps);
+  RmsNormForwardP(pool, ln2, rstd2, x_mid, w.post_norm, n, dm.d, dm.eps);
   // gu (n, 2f) = ln2 . Wgu^T
   k::Sgemm(false, true, n, 2 * dm.f, dm.d, 1.0f, ln2, w.gate_up, 0.0f, gu);
-  k::SwiGluForward(h, gu, n, dm.f);
+  SwiGluForwardP(pool, h, gu, n, dm.f);
   // out (n, d) = x_mid + h (n, f) . Wdown^T (f, d)
-  std::memcpy(out, x_mid, sizeof(float) * n * dm.d);
+  CopyP(pool, out, x_mid, n * dm.d);
   k::Sgemm(false, true, n, dm.d, dm.f, 1.0f, h, w.down, 1.0f, out);
 }
 
@@ -110,7 +187,8 @@ void LlamaModel::Carve() {
   const int64_t shared = round(N * dm.d) * 4 + round(N) + (lm ? round(N * V) : round(N)) +
                          round(N * half) * 2 + round(N * dm.qkv_dim()) + round(N * dm.q_dim()) +
                          round(N * 2 * dm.f) + round(N * dm.f) +
-                         round(k::AttentionScratchFloats(ad, pool_->size()));
+                         round(k::AttentionScratchFloats(ad, pool_->size())) +
+                         round(static_cast<int64_t>(pool_->size()) * dm.d);
   acts_ = FloatBuffer(per_layer * L + shared);
   float* p = acts_.data();
   auto take = [&](int64_t n) {
@@ -149,6 +227,7 @@ void LlamaModel::Carve() {
   dgu_ = take(N * 2 * dm.f);
   dh_ = take(N * dm.f);
   attn_scratch_ = take(k::AttentionScratchFloats(ad, pool_->size()));
+  dw_scratch_ = take(static_cast<int64_t>(pool_->size()) * dm.d);
   tokens_.reserve(static_cast<size_t>(N));
   segments_.reserve(static_cast<size_t>(N));
   parents_.reserve(static_cast<size_t>(N));
@@ -219,13 +298,14 @@ Status LlamaModel::Forward(const PackedBatch& batch, Head head) {
   for (int64_t l = 0; l < L; ++l) {
     LayerActs& a = layer_acts_[static_cast<size_t>(l)];
     const LayerTensors w = layout_.Layer(l, params);
-    LayerQkvForward(w, dm, N, a.x, a.ln1, a.rstd1, a.qkv, cos_, sin_);
+    LayerQkvForward(w, dm, N, a.x, a.ln1, a.rstd1, a.qkv, cos_, sin_, pool_.get());
     k::AttentionForward(a.att, a.probs, a.qkv, a.qkv + dm.q_dim(), a.qkv + dm.q_dim() + dm.kv_dim(),
                         segments_.data(), parents_.data(), key_start_.data(), ad, pool_.get());
     float* out = l + 1 < L ? layer_acts_[static_cast<size_t>(l + 1)].x : x_final_;
-    LayerOutForward(w, dm, N, a.x, a.att, a.x_mid, a.ln2, a.rstd2, a.gu, a.h, out);
+    LayerOutForward(w, dm, N, a.x, a.att, a.x_mid, a.ln2, a.rstd2, a.gu, a.h, out, pool_.get());
   }
-  k::RmsNormForward(hidden_, rstd_f_, x_final_, params + layout_.final_norm(), N, dm.d, dm.eps);
+  RmsNormForwardP(pool_.get(), hidden_, rstd_f_, x_final_, params + layout_.final_norm(), N, dm.d,
+                  dm.eps);
   have_head_ = head == Head::kFull;
   if (have_head_) {
     if (config().is_reward_model) {
@@ -280,8 +360,8 @@ Status LlamaModel::BackwardFromHidden(const float* dhidden) {
   float* grads = grads_.data();
   // dres: gradient of the residual stream, carried down through the layers.
   std::memset(dres_, 0, sizeof(float) * N * dm.d);
-  k::RmsNormBackward(dres_, grads + layout_.final_norm(), dhidden, x_final_,
-                     params + layout_.final_norm(), rstd_f_, N, dm.d);
+  RmsNormBackwardP(pool_.get(), dw_scratch_, dres_, grads + layout_.final_norm(), dhidden, x_final_,
+                   params + layout_.final_norm(), rstd_f_, N, dm.d);
   const k::AttentionDims ad{B_, T_, dm.H, dm.Hkv, dm.hd, ld, ld, qd};
   for (int64_t l = L - 1; l >= 0; --l) {
     LayerActs& a = layer_acts_[static_cast<size_t>(l)];
@@ -290,21 +370,22 @@ Status LlamaModel::BackwardFromHidden(const float* dhidden) {
     // MLP: out = x_mid + h Wdown^T
     k::Sgemm(false, false, N, dm.f, dm.d, 1.0f, dres_, w.down, 0.0f, dh_);          // dh (N, f)
     k::Sgemm(true, false, dm.d, dm.f, N, 1.0f, dres_, a.h, 1.0f, g.down);           // dWdown (d, f)
-    k::SwiGluBackward(dgu_, dh_, a.gu, N, dm.f);                                    // dgu (N, 2f)
+    SwiGluBackwardP(pool_.get(), dgu_, dh_, a.gu, N, dm.f);                         // dgu (N, 2f)
     k::Sgemm(false, false, N, dm.d, 2 * dm.f, 1.0f, dgu_, w.gate_up, 0.0f, dhid_);  // dln2 (N, d)
     k::Sgemm(true, false, 2 * dm.f, dm.d, N, 1.0f, dgu_, a.ln2, 1.0f, g.gate_up);   // dWgu (2f, d)
-    k::RmsNormBackward(dres_, g.post_norm, dhid_, a.x_mid, w.post_norm, a.rstd2, N, dm.d);
+    RmsNormBackwardP(pool_.get(), dw_scratch_, dres_, g.post_norm, dhid_, a.x_mid, w.post_norm,
+                     a.rstd2, N, dm.d);
     // Attention: x_mid = x + att Wo^T
     k::Sgemm(false, false, N, qd, dm.d, 1.0f, dres_, w.o, 0.0f, datt_);  // datt (N, qd)
     k::Sgemm(true, false, dm.d, qd, N, 1.0f, dres_, a.att, 1.0f, g.o);   // dWo (d, qd)
     std::memset(dqkv_, 0, sizeof(float) * N * ld);
     k::AttentionBackward(dqkv_, dqkv_ + qd, dqkv_ + qd + kvd, attn_scratch_, datt_, a.probs, a.qkv,
                          a.qkv + qd, a.qkv + qd + kvd, key_start_.data(), ad, pool_.get());
-    k::RopeBackward(dqkv_, N, dm.H, dm.hd, ld, cos_, sin_);
-    k::RopeBackward(dqkv_ + qd, N, dm.Hkv, dm.hd, ld, cos_, sin_);
-    k::Sgemm(false, false, N, dm.d, ld, 1.0f, dqkv_, w.qkv, 0.0f, dhid_);  // dln1 (N, d)
-    k::Sgemm(true, false, ld, dm.d, N, 1.0f, dqkv_, a.ln1, 1.0f, g.qkv);   // dWqkv
-    k::RmsNormBackward(dres_, g.input_norm, dhid_, a.x, w.input_norm, a.rstd1, N, dm.d);
+    RopeP(pool_.get(), true, dqkv_, N, dm.H + dm.Hkv, dm.hd, ld, cos_, sin_);  // q and k heads
+    k::Sgemm(false, false, N, dm.d, ld, 1.0f, dqkv_, w.qkv, 0.0f, dhid_);      // dln1 (N, d)
+    k::Sgemm(true, false, ld, dm.d, N, 1.0f, dqkv_, a.ln1, 1.0f, g.qkv);       // dWqkv
+    RmsNormBackwardP(pool_.get(), dw_scratch_, dres_, g.input_norm, dhid_, a.x, w.input_norm,
+                     a.rstd1, N, dm.d);
   }
   k::EmbeddingBackward(grads + layout_.embed(), dres_, tokens_.data(), N, dm.d);
   return Status::Ok();

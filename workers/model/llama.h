@@ -43,15 +43,17 @@ struct LayerDims {
 //
 // ln1 (n, d), rstd1 (n) = RMSNorm(x); qkv (n, qkv_dim) = ln1 Wqkv^T with
 // RoPE applied to the q and k columns. cos/sin (n, hd/2) from RopeTables.
+// pool (optional) splits the element-wise loops by rows between sgemms.
 void LayerQkvForward(const LayerTensors& w, const LayerDims& dims, int64_t n, const float* x,
-                     float* ln1, float* rstd1, float* qkv, const float* cos, const float* sin);
+                     float* ln1, float* rstd1, float* qkv, const float* cos, const float* sin,
+                     kernels::cpu::ThreadPool* pool = nullptr);
 
 // x_mid = x + att Wo^T; ln2, rstd2 = RMSNorm(x_mid); gu (n, 2f) = ln2 Wgu^T;
 // h (n, f) = silu(gate) * up; out (n, d) = x_mid + h Wdown^T.
 // att (n, H*hd) is the attention output; out may alias nothing else.
 void LayerOutForward(const LayerTensors& w, const LayerDims& dims, int64_t n, const float* x,
                      const float* att, float* x_mid, float* ln2, float* rstd2, float* gu, float* h,
-                     float* out);
+                     float* out, kernels::cpu::ThreadPool* pool = nullptr);
 
 class LlamaModel {
  public:
@@ -145,6 +147,7 @@ class LlamaModel {
   float* dgu_ = nullptr;      // (N, 2f)
   float* dh_ = nullptr;       // (N, f)
   float* attn_scratch_ = nullptr;
+  float* dw_scratch_ = nullptr;  // (threads, d) per-thread RMSNorm weight-gradient partials
   std::vector<int32_t> tokens_, segments_, parents_, key_start_;  // (N) copies of the batch
   int64_t B_ = 0, T_ = 0;
   bool have_forward_ = false, have_head_ = false;

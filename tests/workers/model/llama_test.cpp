@@ -338,6 +338,46 @@ TEST(Training, TinyModelOverfitsFixedBatch) {
   EXPECT_LT(loss, 0.05);
 }
 
+TEST(Model, ThreadCountDoesNotChangeResults) {
+  // The pool splits rows / (row, KV head) pairs; only summation order of the
+  // norm-weight gradients and OpenBLAS's own threading may differ.
+  // Tolerance: relative Frobenius error <= 1e-6 for logits and gradients.
+  // 4 x 600 tokens: enough rows that the element-wise loops go parallel too.
+  LlamaConfig c = TinyConfig();
+  const int64_t B = 4, T = 600;
+  auto m1 = LlamaModel::Create(c, B, T, 1);
+  auto m3 = LlamaModel::Create(c, B, T, 3);
+  ASSERT_TRUE(m1.ok() && m3.ok());
+  Perturb(**m1, 21);
+  std::copy((*m1)->params(), (*m1)->params() + (*m1)->num_params(), (*m3)->params());
+  PackedBatch b;
+  b.Resize(B, T);
+  std::mt19937 rng(22);
+  for (int64_t i = 0; i < B * T; ++i) {
+    const int64_t t = i % T;
+    b.tokens[i] = static_cast<int32_t>(rng() % c.vocab_size);
+    b.segments[i] = static_cast<int32_t>(t / 150);  // four packed segments per row
+    b.positions[i] = static_cast<int32_t>(t % 150);
+    if (t + 1 < T) {
+      b.targets[i] = static_cast<int32_t>(rng() % c.vocab_size);
+      b.loss_weights[i] = 1.0f;
+    }
+  }
+  std::vector<std::vector<float>> logits, grads;
+  for (LlamaModel* m : {m1->get(), m3->get()}) {
+    m->ZeroGrad();
+    ASSERT_TRUE(m->Forward(b).ok());
+    logits.emplace_back(m->logits(), m->logits() + b.size() * c.vocab_size);
+    kernels::cpu::SoftmaxCrossEntropyInPlace(m->logits(), nullptr, b.targets.data(),
+                                             b.loss_weights.data(), b.size(), c.vocab_size,
+                                             1.0f / static_cast<float>(b.size()));
+    ASSERT_TRUE(m->Backward(m->logits()).ok());
+    grads.emplace_back(m->grads(), m->grads() + m->num_params());
+  }
+  EXPECT_LE(RelErr(logits[1].data(), logits[0].data(), logits[0].size()), 1e-6);
+  EXPECT_LE(RelErr(grads[1].data(), grads[0].data(), grads[0].size()), 1e-6);
+}
+
 TEST(Model, NoAllocationPerStep) {
   auto mr = LlamaModel::Create(TinyConfig(), 2, 11);
   ASSERT_TRUE(mr.ok());
