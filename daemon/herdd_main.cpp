@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   int http_threads = 0;
   int64_t lease_ttl_ms = 15000;
+  int64_t restart_grace_ms = 30000;
   int drain_s = 20;
   std::vector<std::string> worker_args;
   app.add_option("--data-dir", data_dir, "RocksDB and artifact directory")->required();
@@ -92,6 +93,9 @@ int main(int argc, char** argv) {
   app.add_option("--http-threads", http_threads,
                  "server threads. Default: 4 + 2 per local worker (long polls hold a thread)");
   app.add_option("--lease-ttl-ms", lease_ttl_ms, "lease expiry without heartbeat")->capture_default_str();
+  app.add_option("--restart-grace-ms", restart_grace_ms,
+                 "after a restart, how long leases wait for their workers to re-attach")
+      ->capture_default_str();
   app.add_option("--drain-seconds", drain_s, "SIGTERM: how long requests in flight may take")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
@@ -134,6 +138,7 @@ int main(int argc, char** argv) {
   herd::daemon::RandomIdSource ids;
   herd::daemon::SchedulerOptions sched_opts;
   sched_opts.lease_ttl_ms = lease_ttl_ms;
+  sched_opts.restart_grace_ms = restart_grace_ms;
   herd::daemon::Scheduler scheduler(&clock, &ids, sched_opts);
   herd::daemon::Orchestrator orch(store->get(), &artifacts, &scheduler, &clock);
   if (auto s = orch.Recover(); !s.ok()) return Fatal("recovering tasks: " + s.ToString());
