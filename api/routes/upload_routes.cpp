@@ -1,13 +1,15 @@
 // JSONL uploads of prompts and annotations, streamed: the body reaches a
-// BodySink chunk by chunk and is parsed line by line, so a file of
-// hundreds of MB is never held whole (except the parsed records of an
-// ?atomic=true upload, which must all commit together or not at all).
+// BodySink chunk by chunk and is parsed line by line (api/ingest), so a
+// file of hundreds of MB is never held whole. Annotations go through
+// ingest::AnnotationUpload with a writer backed by the orchestrator;
+// Idempotency-Key replays the first response of a key.
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <set>
 
 #include "api/ingest/annotation.h"
-#include "api/metrics/registry.h"
+#include "api/ingest/upload.h"
 #include "api/routes/route_groups.h"
 #include "api/routes/route_util.h"
 #include "daemon/orchestrator.h"
@@ -21,20 +23,22 @@ using nlohmann::json;
 
 namespace {
 
-constexpr size_t kFlushEvery = 1000;  // records per synced batch in non-atomic mode
+// Records per synced batch in a non-atomic upload. An atomic upload keeps
+// its records until Commit (it must store all or nothing).
+constexpr size_t kFlushEvery = 1000;
 
-stores::Annotation ToStore(ingest::Annotation&& a, const std::string& source) {
+stores::Annotation ToStore(const ingest::Annotation& a, const std::string& source) {
   stores::Annotation s;
-  s.id = std::move(a.id);
-  s.raw = std::move(a.raw);
+  s.id = a.id;
+  s.raw = a.raw;
   s.format = ingest::FormatName(a.format);
-  for (auto& m : a.prompt) s.prompt.push_back({std::move(m.role), std::move(m.content)});
+  for (const auto& m : a.prompt) s.prompt.push_back({m.role, m.content});
   size_t first = 0;
   if (a.edited && !a.responses.empty()) {
-    s.edited = std::move(a.responses[0]);
+    s.edited = a.responses[0];  // the annotator's edit ranks above the chosen response
     first = 1;
   }
-  for (size_t i = first; i < a.responses.size(); ++i) s.responses.push_back(std::move(a.responses[i]));
+  for (size_t i = first; i < a.responses.size(); ++i) s.responses.push_back(a.responses[i]);
   s.strength = ingest::StrengthName(a.strength);
   s.annotator = a.annotator.value_or("");
   s.source_file = source;
@@ -42,151 +46,134 @@ stores::Annotation ToStore(ingest::Annotation&& a, const std::string& source) {
   return s;
 }
 
-// Shared by both uploads: counts, listed errors, idempotency and the reply.
-class UploadSink : public BodySink {
+// Stores annotations through the orchestrator (which adds their implied
+// pairs to the run's current round in the same batch).
+class OrchestratorWriter final : public ingest::AnnotationWriter {
  public:
-  UploadSink(const RouteCtx& c, std::string run, std::string idem_key, bool atomic, const char* kind)
-      : c_(c), run_(std::move(run)), idem_key_(std::move(idem_key)), atomic_(atomic), kind_(kind) {}
+  OrchestratorWriter(daemon::Orchestrator* orch, stores::Store* store, std::string run, std::string source,
+                     bool atomic)
+      : orch_(orch), store_(store), run_(std::move(run)), source_(std::move(source)), atomic_(atomic) {}
 
-  Response Finish(const Request&) override {
-    FinishReader();
-    Status s = Flush(/*final=*/true);
-    if (!s.ok()) return Problem(s);
-    json errs = json::array();
-    for (const auto& e : errors_) errs.push_back({{"line", e.line}, {"detail", e.detail}});
-    json body = {{"accepted", accepted_}, {"duplicates", duplicates_}, {"rejected", rejected_},
-                 {"errors", errs}};
-    if (errors_.size() < static_cast<size_t>(rejected_)) body["errors_truncated"] = true;
-    Count();
-    if (atomic_ && rejected_ > 0) {
-      std::vector<FieldError> fe;
-      for (const auto& e : errors_) fe.push_back({"", static_cast<long long>(e.line), e.detail});
-      return MakeProblem(ProblemType::kUnprocessable,
-                         std::to_string(rejected_) + " invalid line(s); atomic upload stored nothing",
-                         std::move(fe));
-    }
-    Response r = JsonResponse(200, body);
-    if (!idem_key_.empty()) {
-      stores::IdempotencyRecord rec;
-      rec.key = IdemKey();
-      rec.request_hash = stores::ToHex(hash_.Finish());
-      rec.status_code = r.status;
-      rec.content_type = r.content_type;
-      rec.body = r.body;
-      Status st = c_.store->PutIdempotency(rec);
-      if (!st.ok()) return Problem(st);
-    }
-    return r;
-  }
-
- protected:
-  virtual void FinishReader() = 0;
-  virtual Status FlushRecords(bool all) = 0;
-  virtual size_t Pending() const = 0;
-
-  Status Hash(std::string_view chunk) {
-    hash_.Update(chunk);
+  Status Add(const ingest::Annotation& a, bool* duplicate) override {
+    *duplicate = !staged_.insert(a.id).second || store_->GetAnnotation(run_, a.id).ok();
+    if (*duplicate) return Status::Ok();
+    pending_.push_back(ToStore(a, source_));
+    if (!atomic_ && pending_.size() >= kFlushEvery) return Flush();
     return Status::Ok();
   }
-  Status Flush(bool final) {
-    if (atomic_ && (!final || rejected_ > 0)) return Status::Ok();
-    if (!final && Pending() < kFlushEvery) return Status::Ok();
-    return FlushRecords(final);
-  }
-  void LineError(ingest::LineError&& e) {
-    ++rejected_;
-    if (errors_.size() < c_.opts.max_listed_errors) errors_.push_back(std::move(e));
-  }
-  void Count() {
-    if (!c_.metrics || std::string(kind_) != "annotations") return;
-    auto& f = c_.metrics->AddCounter("herd_annotations_total",
-                                     "Annotation lines received, by result", {"result"});
-    f.WithLabels({"accepted"}).Inc(static_cast<double>(accepted_));
-    f.WithLabels({"duplicate"}).Inc(static_cast<double>(duplicates_));
-    f.WithLabels({"rejected"}).Inc(static_cast<double>(rejected_));
-  }
-  std::string IdemKey() const { return std::string(kind_) + "/" + run_ + "/" + idem_key_; }
-
-  const RouteCtx& c_;
-  std::string run_;
-  std::string idem_key_;
-  bool atomic_;
-  const char* kind_;
-  int64_t accepted_ = 0, duplicates_ = 0, rejected_ = 0;
-  std::vector<ingest::LineError> errors_;
-  stores::Sha256 hash_;
-};
-
-class AnnotationSink final : public UploadSink {
- public:
-  AnnotationSink(const RouteCtx& c, std::string run, std::string key, bool atomic,
-                 ingest::IngestOptions opts)
-      : UploadSink(c, std::move(run), std::move(key), atomic, "annotations"),
-        source_(idem_key_.empty() ? "upload" : idem_key_),
-        reader_(opts, [this](ingest::Annotation&& a) { pending_.push_back(ToStore(std::move(a), source_)); },
-                [this](ingest::LineError&& e) { LineError(std::move(e)); }) {}
-
-  Status OnChunk(std::string_view chunk) override {
-    Hash(chunk);
-    reader_.Feed(chunk);
-    return Flush(false);
-  }
+  Status Commit() override { return Flush(); }
+  void Abort() override { pending_.clear(); }
 
  private:
-  void FinishReader() override { reader_.Finish(); }
-  size_t Pending() const override { return pending_.size(); }
-  Status FlushRecords(bool) override {
+  Status Flush() {
     if (pending_.empty()) return Status::Ok();
-    auto r = c_.orch->AddAnnotations(run_, std::move(pending_));
+    auto r = orch_->AddAnnotations(run_, std::move(pending_));
     pending_.clear();
-    if (!r.ok()) return r.status();
-    accepted_ += r->accepted;
-    duplicates_ += r->duplicates;
-    return Status::Ok();
+    return r.ok() ? Status::Ok() : r.status();
   }
-  std::string source_;
-  ingest::AnnotationReader reader_;
+  daemon::Orchestrator* orch_;
+  stores::Store* store_;
+  std::string run_, source_;
+  bool atomic_;
+  std::set<std::string> staged_;  // ids seen in this upload (ids only, not records)
   std::vector<stores::Annotation> pending_;
 };
 
-class PromptSink final : public UploadSink {
+class PromptSink final : public BodySink {
  public:
-  PromptSink(const RouteCtx& c, std::string run, std::string key, bool atomic)
-      : UploadSink(c, std::move(run), std::move(key), atomic, "prompts"),
+  PromptSink(daemon::Orchestrator* orch, std::string run, std::string source, bool atomic, size_t max_errors,
+             size_t max_line)
+      : orch_(orch), run_(std::move(run)), source_(std::move(source)), atomic_(atomic), max_errors_(max_errors),
         reader_(
             [this](ingest::PromptRecord&& p) {
               stores::Prompt s;
               s.id = std::move(p.id);
               for (auto& m : p.messages) s.messages.push_back({std::move(m.role), std::move(m.content)});
               s.split = p.split == ingest::Split::kEval ? "eval" : "train";
-              s.source = idem_key_.empty() ? "upload" : idem_key_;
+              s.source = source_;
               pending_.push_back(std::move(s));
             },
-            [this](ingest::LineError&& e) { LineError(std::move(e)); }, c.opts.max_line_bytes) {}
+            [this](ingest::LineError&& e) {
+              ++rejected_;
+              if (errors_.size() < max_errors_) errors_.push_back(std::move(e));
+            },
+            max_line) {}
 
   Status OnChunk(std::string_view chunk) override {
-    Hash(chunk);
     reader_.Feed(chunk);
-    return Flush(false);
+    if (!atomic_ && pending_.size() >= kFlushEvery) return Flush();
+    return Status::Ok();
+  }
+  Response Finish(const Request&) override {
+    reader_.Finish();
+    if (atomic_ && rejected_ > 0) {
+      std::vector<FieldError> fe;
+      for (const auto& e : errors_) fe.push_back({"", static_cast<long long>(e.line), e.detail});
+      return MakeProblem(ProblemType::kUnprocessable,
+                         std::to_string(rejected_) + " invalid line(s) in an atomic upload; nothing was stored",
+                         std::move(fe));
+    }
+    Status s = Flush();
+    if (!s.ok()) return Problem(s);
+    json errs = json::array();
+    for (const auto& e : errors_) errs.push_back({{"line", e.line}, {"detail", e.detail}});
+    return JsonResponse(200, {{"accepted", accepted_}, {"duplicates", duplicates_}, {"rejected", rejected_},
+                              {"errors", errs}, {"errors_truncated", errors_.size() < rejected_}});
   }
 
  private:
-  void FinishReader() override { reader_.Finish(); }
-  size_t Pending() const override { return pending_.size(); }
-  Status FlushRecords(bool) override {
+  Status Flush() {
     if (pending_.empty()) return Status::Ok();
-    auto r = c_.orch->AddPrompts(run_, std::move(pending_));
+    auto r = orch_->AddPrompts(run_, std::move(pending_));
     pending_.clear();
     if (!r.ok()) return r.status();
-    accepted_ += r->accepted;
-    duplicates_ += r->duplicates;
+    accepted_ += static_cast<uint64_t>(r->accepted);
+    duplicates_ += static_cast<uint64_t>(r->duplicates);
     return Status::Ok();
   }
+  daemon::Orchestrator* orch_;
+  std::string run_, source_;
+  bool atomic_;
+  size_t max_errors_;
   ingest::PromptReader reader_;
   std::vector<stores::Prompt> pending_;
+  uint64_t accepted_ = 0, duplicates_ = 0, rejected_ = 0;
+  std::vector<ingest::LineError> errors_;
 };
 
-// A replayed Idempotency-Key answers with the stored response, unread.
+// Remembers the response of an upload under its Idempotency-Key, so a
+// client that retries (after a timeout, say) gets the same answer and
+// nothing is stored twice.
+class IdempotentSink final : public BodySink {
+ public:
+  IdempotentSink(std::unique_ptr<BodySink> inner, stores::Store* store, std::string key)
+      : inner_(std::move(inner)), store_(store), key_(std::move(key)) {}
+  Status OnChunk(std::string_view chunk) override {
+    hash_.Update(chunk);
+    return inner_->OnChunk(chunk);
+  }
+  Response Finish(const Request& req) override {
+    Response r = inner_->Finish(req);
+    if (r.status == 200 || r.status == 422) {
+      stores::IdempotencyRecord rec;
+      rec.key = key_;
+      rec.request_hash = stores::ToHex(hash_.Finish());
+      rec.status_code = r.status;
+      rec.content_type = r.content_type;
+      rec.body = r.body;
+      Status s = store_->PutIdempotency(rec);
+      if (!s.ok()) return Problem(s);
+    }
+    return r;
+  }
+
+ private:
+  std::unique_ptr<BodySink> inner_;
+  stores::Store* store_;
+  std::string key_;
+  stores::Sha256 hash_;
+};
+
 class ReplaySink final : public BodySink {
  public:
   explicit ReplaySink(stores::IdempotencyRecord rec) : rec_(std::move(rec)) {}
@@ -204,50 +191,51 @@ class ReplaySink final : public BodySink {
   stores::IdempotencyRecord rec_;
 };
 
-Result<bool> AtomicFlag(const Request& req) {
-  auto a = req.Query("atomic");
-  if (!a || *a == "false" || *a == "0") return false;
-  if (*a == "true" || *a == "1") return true;
-  return Status::InvalidArgument("query parameter 'atomic': must be true or false, got '" + *a + "'");
+// Wraps a sink for the request's Idempotency-Key, or replays a stored answer.
+Result<std::unique_ptr<BodySink>> WithIdempotency(stores::Store* store, const Request& req, const char* kind,
+                                                  const std::function<Result<std::unique_ptr<BodySink>>()>& make) {
+  std::string key(req.headers.Get("Idempotency-Key").value_or(""));
+  if (key.size() > 256) return Status::InvalidArgument("header 'Idempotency-Key': longer than 256 bytes");
+  if (key.empty()) return make();
+  std::string full = std::string(kind) + "/" + req.Param("run") + "/" + key;
+  auto prev = store->GetIdempotency(full);
+  if (prev.ok()) return std::unique_ptr<BodySink>(new ReplaySink(*prev));
+  HERD_ASSIGN_OR_RETURN(auto sink, make());
+  return std::unique_ptr<BodySink>(new IdempotentSink(std::move(sink), store, full));
 }
 
 }  // namespace
 
 Status AddUploadRoutes(Router& r, const RouteCtx& c) {
   auto ctx = std::make_shared<const RouteCtx>(c);  // shared by the routes' handlers
-  auto open = [ctx](const Request& req, const char* kind) -> Result<std::pair<std::string, bool>> {
-    HERD_ASSIGN_OR_RETURN(bool atomic, AtomicFlag(req));
-    auto run = ctx->store->GetRun(req.Param("run"));
-    if (!run.ok()) return run.status();
-    (void)kind;
-    std::string key(req.headers.Get("Idempotency-Key").value_or(""));
-    if (key.size() > 256) return Status::InvalidArgument("header 'Idempotency-Key': longer than 256 bytes");
-    return std::make_pair(key, atomic);
-  };
 
   HERD_RETURN_IF_ERROR(r.AddStreaming("POST", "/v1/runs/{run}/annotations",
-      [ctx, open](const Request& req) -> Result<std::unique_ptr<BodySink>> {
-        HERD_ASSIGN_OR_RETURN(auto ka, open(req, "annotations"));
-        if (!ka.first.empty()) {
-          auto prev = ctx->store->GetIdempotency("annotations/" + req.Param("run") + "/" + ka.first);
-          if (prev.ok()) return std::unique_ptr<BodySink>(new ReplaySink(*prev));
-        }
+      [ctx](const Request& req) -> Result<std::unique_ptr<BodySink>> {
         HERD_ASSIGN_OR_RETURN(stores::Run run, ctx->store->GetRun(req.Param("run")));
         HERD_ASSIGN_OR_RETURN(daemon::RunConfig cfg, daemon::ParseRunConfig(run.config_json));
-        ingest::IngestOptions io;
-        io.max_line_bytes = ctx->opts.max_line_bytes;
-        if (auto s = ingest::ParseStrength(cfg.annotation.default_strength)) io.default_strength = *s;
-        return std::unique_ptr<BodySink>(new AnnotationSink(*ctx, req.Param("run"), ka.first, ka.second, io));
+        ingest::UploadOptions defaults;
+        defaults.ingest.max_line_bytes = ctx->opts.max_line_bytes;
+        if (auto s = ingest::ParseStrength(cfg.annotation.default_strength)) defaults.ingest.default_strength = *s;
+        defaults.max_reported_errors = ctx->opts.max_listed_errors;
+        defaults.metrics = ctx->metrics;
+        HERD_ASSIGN_OR_RETURN(ingest::UploadOptions opts, ingest::UploadOptionsFromRequest(req, defaults));
+        std::string source(req.headers.Get("Idempotency-Key").value_or("upload"));
+        return WithIdempotency(ctx->store, req, "annotations", [&]() -> Result<std::unique_ptr<BodySink>> {
+          auto writer = std::make_unique<OrchestratorWriter>(ctx->orch, ctx->store, req.Param("run"), source,
+                                                             opts.atomic);
+          return std::unique_ptr<BodySink>(new ingest::AnnotationUpload(opts, std::move(writer)));
+        });
       }, RouteOptions{Role::kAnnotator}));
 
   HERD_RETURN_IF_ERROR(r.AddStreaming("POST", "/v1/runs/{run}/prompts",
-      [ctx, open](const Request& req) -> Result<std::unique_ptr<BodySink>> {
-        HERD_ASSIGN_OR_RETURN(auto ka, open(req, "prompts"));
-        if (!ka.first.empty()) {
-          auto prev = ctx->store->GetIdempotency("prompts/" + req.Param("run") + "/" + ka.first);
-          if (prev.ok()) return std::unique_ptr<BodySink>(new ReplaySink(*prev));
-        }
-        return std::unique_ptr<BodySink>(new PromptSink(*ctx, req.Param("run"), ka.first, ka.second));
+      [ctx](const Request& req) -> Result<std::unique_ptr<BodySink>> {
+        HERD_RETURN_IF_ERROR(ctx->store->GetRun(req.Param("run")).status());
+        HERD_ASSIGN_OR_RETURN(ingest::UploadOptions opts, ingest::UploadOptionsFromRequest(req, {}));
+        std::string source(req.headers.Get("Idempotency-Key").value_or("upload"));
+        return WithIdempotency(ctx->store, req, "prompts", [&]() -> Result<std::unique_ptr<BodySink>> {
+          return std::unique_ptr<BodySink>(new PromptSink(ctx->orch, req.Param("run"), source, opts.atomic,
+                                                          ctx->opts.max_listed_errors, ctx->opts.max_line_bytes));
+        });
       }, RouteOptions{Role::kAdmin}));
   return Status::Ok();
 }

@@ -85,6 +85,9 @@ struct TaskMetrics {
 
 }  // namespace
 
+// Results carry a shard's samples. Default: 256 MiB.
+constexpr uint64_t kMaxResultBytes = 256ull << 20;
+
 Status AddWorkerRoutes(Router& r, const RouteCtx& c) {
   auto* orch = c.orch;
   auto tm = std::make_shared<TaskMetrics>(c.metrics);
@@ -169,7 +172,7 @@ Status AddWorkerRoutes(Router& r, const RouteCtx& c) {
     }
     return JsonResponse(200, {{"outcome", *done == daemon::CompleteOutcome::kCompleted ? "completed"
                                                                                         : "already_done"}});
-  }, worker));
+  }, RouteOptions{Role::kWorker, false, kMaxResultBytes}));
 
   HERD_RETURN_IF_ERROR(r.Add("POST", "/v1/leases/{lease}/fail", [orch](const Request& req) {
     auto body = ObjectBody(req);

@@ -76,6 +76,18 @@ class RoundsTest : public ::testing::Test {
     return id;
   }
 
+  // The simulated labeler: prefers response a, "better". A request answered
+  // twice (a race with a restart) gets 409, which is fine here.
+  static void AnswerPending(api::HttpClient& c, const std::string& run) {
+    auto reqs = api::GetJson(c, "/v1/runs/" + run + "/annotation-requests?state=pending");
+    if (!reqs.ok()) return;
+    for (const auto& q : (*reqs)["annotation_requests"]) {
+      std::string id = q["id"];
+      (void)c.Request("POST", "/v1/runs/" + run + "/annotation-requests/" + id + ":answer",
+                      R"({"choice":"a","strength":"better","annotator":"it"})");
+    }
+  }
+
   // Answers pending requests and waits for the run to end; `tick` runs once
   // per poll (to inject failures). Returns the final run state.
   std::string Drive(HerddProcess& herdd, const std::string& run, int timeout_s,
@@ -86,14 +98,7 @@ class RoundsTest : public ::testing::Test {
       auto c = herdd.Client();
       if (!c) return "no client";
       if (tick) tick(*c);
-      auto reqs = api::GetJson(*c, "/v1/runs/" + run + "/annotation-requests?state=pending");
-      if (reqs.ok()) {
-        for (const auto& q : (*reqs)["annotation_requests"]) {
-          std::string id = q["id"];
-          c->Request("POST", "/v1/runs/" + run + "/annotation-requests/" + id + ":answer",
-                     R"({"choice":"a","strength":"better","annotator":"it"})");
-        }
-      }
+      AnswerPending(*c, run);
       auto r = api::GetJson(*c, "/v1/runs/" + run);
         if (r.ok()) {
         state = (*r)["run"]["state"];
@@ -246,14 +251,7 @@ TEST_F(RoundsTest, HerddKilledMidStageResumesWithTheSameCounts) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (std::chrono::steady_clock::now() < deadline) {
       auto cl = herdd.Client();
-      auto reqs = api::GetJson(*cl, "/v1/runs/" + run + "/annotation-requests?state=pending");
-      if (reqs.ok()) {
-        for (const auto& q : (*reqs)["annotation_requests"]) {
-          std::string id = q["id"];
-          cl->Request("POST", "/v1/runs/" + run + "/annotation-requests/" + id + ":answer",
-                      R"({"choice":"a","strength":"better"})");
-        }
-      }
+      AnswerPending(*cl, run);
       auto done = api::GetJson(*cl, "/v1/tasks?state=succeeded&run=" + run);
       if (done.ok() && static_cast<int>((*done)["tasks"].size()) >= threshold) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
