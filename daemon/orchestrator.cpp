@@ -10,7 +10,7 @@
 #include <set>
 
 #include "stores/artifacts.h"
-#include "stores/sha256.h"
+#include "common/sha256.h"
 #include "stores/store.h"
 
 namespace herd::daemon {

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <vector>
 
-#include "stores/sha256.h"
+#include "common/sha256.h"
 
 namespace herd::stores {
 

@@ -20,7 +20,7 @@
 #include "stores/codec.h"
 #include "stores/keys.h"
 #include "stores/layout.h"
-#include "stores/sha256.h"
+#include "common/sha256.h"
 
 namespace herd::stores {
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "api/server/sha256.h"
+#include "common/sha256.h"
 #include "api/wire/json_util.h"
 
 namespace herd::ingest {
@@ -241,7 +241,7 @@ std::string ContentHashId(const std::vector<Message>& prompt,
   json p = json::array();
   for (const auto& m : prompt) p.push_back(json::array({m.role, m.content}));
   json j = {{"prompt", std::move(p)}, {"responses", responses}};
-  return "sha256:" + api::Sha256Hex(api::DumpJson(j));
+  return "sha256:" + Sha256Hex(api::DumpJson(j));
 }
 
 bool IsBlank(std::string_view s) {

@@ -14,7 +14,7 @@
 #include "api/routes/route_util.h"
 #include "daemon/orchestrator.h"
 #include "daemon/run_config.h"
-#include "stores/sha256.h"
+#include "common/sha256.h"
 #include "stores/store.h"
 
 namespace herd::api {
@@ -157,7 +157,7 @@ class IdempotentSink final : public BodySink {
     if (r.status == 200 || r.status == 422) {
       stores::IdempotencyRecord rec;
       rec.key = key_;
-      rec.request_hash = stores::ToHex(hash_.Finish());
+      rec.request_hash = hash_.FinishHex();
       rec.status_code = r.status;
       rec.content_type = r.content_type;
       rec.body = r.body;
@@ -171,7 +171,7 @@ class IdempotentSink final : public BodySink {
   std::unique_ptr<BodySink> inner_;
   stores::Store* store_;
   std::string key_;
-  stores::Sha256 hash_;
+  Sha256 hash_;
 };
 
 class ReplaySink final : public BodySink {

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "api/server/sha256.h"
+#include "common/sha256.h"
 #include "api/wire/json_util.h"
 
 namespace herd::api {
@@ -22,7 +22,7 @@ int Hex(char c) {
 std::array<uint8_t, 32> Digest(std::string_view token) {
   Sha256 s;
   s.Update(token);
-  return s.Final();
+  return s.Finish();
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <random>
 
-#include "api/server/sha256.h"
+#include "common/sha256.h"
 #include "tests/api/test_util.h"
 
 namespace herd::api {
@@ -43,7 +43,7 @@ TEST(Sha256, IncrementalUpdatesMatchSha256sum) {
       s.Update(std::string_view(data).substr(off, k));
       off += k;
     }
-    auto d = s.Final();
+    auto d = s.Finish();
     std::string hex;
     char b[3];
     for (uint8_t x : d) {

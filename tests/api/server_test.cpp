@@ -16,7 +16,7 @@
 #include "api/metrics/registry.h"
 #include "api/server/auth.h"
 #include "api/server/builtin_routes.h"
-#include "api/server/sha256.h"
+#include "common/sha256.h"
 #include "api/wire/json_util.h"
 #include "api/wire/problem.h"
 #include "tests/api/test_util.h"

@@ -11,7 +11,7 @@
 
 #include "api/wire/problem.h"
 #include "herdd_process.h"
-#include "stores/sha256.h"
+#include "common/sha256.h"
 
 extern char** environ;
 
@@ -38,7 +38,7 @@ class ApiTest : public ::testing::Test {
     std::ofstream auth(tmp_.path() + "/auth.jsonl");
     for (const char* role : {"admin", "annotator", "worker", "viewer"}) {
       std::string token = std::string("tok-") + role;
-      auth << json{{"name", role}, {"role", role}, {"token_sha256", stores::Sha256::HexHash(token)}}.dump() << "\n";
+      auth << json{{"name", role}, {"role", role}, {"token_sha256", Sha256Hex(token)}}.dump() << "\n";
       std::ofstream(tmp_.path() + "/" + role + ".token") << token << "\n";
     }
     auth.close();

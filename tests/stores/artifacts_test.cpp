@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "stores/sha256.h"
+#include "common/sha256.h"
 #include "tests/stores/test_util.h"
 
 namespace herd::stores {

@@ -6,7 +6,7 @@
 
 #include "workers/model/checkpoint.h"
 #include "workers/model/tokenizer.h"
-#include "workers/train/sha256.h"
+#include "common/sha256.h"
 
 namespace herd::worker {
 
@@ -92,14 +92,14 @@ Result<json> DescribeCheckpoint(const std::string& dir) {
        it.increment(ec)) {
     if (ec) return Status::IoError("listing " + dir + ": " + ec.message());
     if (!it->is_regular_file()) continue;
-    HERD_ASSIGN_OR_RETURN(std::string hex, train::FileSha256(it->path().string()));
+    HERD_ASSIGN_OR_RETURN(std::string hex, FileSha256(it->path().string()));
     bytes += static_cast<uint64_t>(it->file_size());
     std::string rel = fs::relative(it->path(), dir).string();
     if (rel == "config.json") config_sha = hex;
     files.emplace_back(rel, hex);
   }
   std::sort(files.begin(), files.end());
-  train::Sha256Stream all;
+  Sha256 all;
   for (const auto& [rel, hex] : files) {
     all.Update(rel.data(), rel.size());
     all.Update("\0", 1);

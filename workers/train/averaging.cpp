@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "workers/model/config.h"
-#include "workers/train/sha256.h"
+#include "common/sha256.h"
 
 namespace herd::train {
 namespace fs = std::filesystem;

@@ -12,7 +12,7 @@
 
 #include "workers/model/config.h"
 #include "workers/model/safetensors.h"
-#include "workers/train/sha256.h"
+#include "common/sha256.h"
 
 namespace herd::train {
 namespace {

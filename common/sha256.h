@@ -1,14 +1,17 @@
 #pragma once
 // SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104), written here because
-// OpenSSL is not a dependency. Used for page-token MACs, artifact hashes and
-// idempotency request hashes; not meant for bulk throughput.
+// OpenSSL is not a dependency. The one copy in herd: page-token MACs,
+// artifact and checkpoint hashes, idempotency request hashes, auth token
+// hashes and content-hash ids of annotations.
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-namespace herd::stores {
+#include "common/status.h"
+
+namespace herd {
 
 class Sha256 {
  public:
@@ -18,6 +21,8 @@ class Sha256 {
   void Update(const void* data, size_t n);
   void Update(std::string_view s) { Update(s.data(), s.size()); }
   Digest Finish();  // the object must be Reset() before reuse
+
+  std::string FinishHex();  // lowercase hex of Finish()
 
   static Digest Hash(std::string_view s);
   static std::string HexHash(std::string_view s);
@@ -35,5 +40,9 @@ std::string ToHex(const uint8_t* data, size_t n);
 inline std::string ToHex(const Sha256::Digest& d) { return ToHex(d.data(), d.size()); }
 // Constant-time comparison of equal-length byte strings (MAC checks).
 bool ConstantTimeEqual(std::string_view a, std::string_view b);
+// Lowercase hex SHA-256 of data (same as Sha256::HexHash).
+inline std::string Sha256Hex(std::string_view data) { return Sha256::HexHash(data); }
+// Lowercase hex SHA-256 of a file, read in 1 MiB chunks. IoError names it.
+Result<std::string> FileSha256(const std::string& path);
 
-}  // namespace herd::stores
+}  // namespace herd

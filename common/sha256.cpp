@@ -1,9 +1,12 @@
-#include "stores/sha256.h"
+#include "common/sha256.h"
+
+#include <fstream>
+#include <vector>
 
 #include <algorithm>
 #include <cstring>
 
-namespace herd::stores {
+namespace herd {
 namespace {
 
 constexpr uint32_t kK[64] = {
@@ -150,4 +153,19 @@ bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-}  // namespace herd::stores
+Result<std::string> FileSha256(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::IoError("cannot read " + path);
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  while (f) {
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    h.Update(buf.data(), static_cast<size_t>(f.gcount()));
+  }
+  if (f.bad()) return Status::IoError("read error in " + path);
+  return h.FinishHex();
+}
+
+std::string Sha256::FinishHex() { return ToHex(Finish()); }
+
+}  // namespace herd

@@ -1,12 +1,12 @@
 // SHA-256 against the NIST FIPS 180-4 example vectors (plus padding-boundary
 // lengths checked with Python's hashlib), HMAC-SHA256 against RFC 4231.
-#include "stores/sha256.h"
+#include "common/sha256.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 
-namespace herd::stores {
+namespace herd {
 namespace {
 
 std::string Bytes(size_t n) {
@@ -75,4 +75,4 @@ TEST(Sha256Test, ConstantTimeEqual) {
 }
 
 }  // namespace
-}  // namespace herd::stores
+}  // namespace herd
