@@ -834,6 +834,10 @@ Status Orchestrator::StartStage(RunCtx& ctx, stores::Round& round, size_t i) {
         if (p.round > r) return true;
         double u = static_cast<double>(Hash64(run + "/heldout/" + p.id) % 1000000) / 1e6;
         if (u < cfg.reward_model.held_out_fraction) {
+          // Held out pairs of the training strengths only: accuracy on
+          // "marginally better" coin flips says nothing about the RM.
+          const auto& ks = cfg.reward_model.strengths;
+          if (std::find(ks.begin(), ks.end(), p.strength) == ks.end()) return true;
           heldout.push_back(PairJson(p));
           members.push_back({run, r, "rm_heldout", p.round, p.id, 0});
         } else {

@@ -18,11 +18,25 @@ std::string Trim(std::string_view s) {
 class Arithmetic final : public Checker {
  public:
   std::optional<std::string> Answer(std::string_view prompt) const override {
-    static const std::regex re(R"((-?\d{1,9})\s*([+\-*])\s*(-?\d{1,9}))");
+    // "3+4", "3 - 4", "3 plus 4", "3 minus 4", "3 times 4", "Add 3 and 4".
+    static const std::regex infix(R"((-?\d{1,9})\s*(\+|-|\*|plus|minus|times)\s*(-?\d{1,9}))",
+                                  std::regex::icase);
+    static const std::regex add(R"(add\s+(-?\d{1,9})\s+and\s+(-?\d{1,9}))", std::regex::icase);
     std::cmatch m;
-    if (!std::regex_search(prompt.data(), prompt.data() + prompt.size(), m, re)) return std::nullopt;
-    int64_t a = std::stoll(m[1].str()), b = std::stoll(m[3].str());
-    char op = m[2].str()[0];
+    int64_t a = 0, b = 0;
+    char op = '+';
+    if (std::regex_search(prompt.data(), prompt.data() + prompt.size(), m, add)) {
+      a = std::stoll(m[1].str());
+      b = std::stoll(m[2].str());
+    } else if (std::regex_search(prompt.data(), prompt.data() + prompt.size(), m, infix)) {
+      a = std::stoll(m[1].str());
+      b = std::stoll(m[3].str());
+      std::string o = m[2].str();
+      for (auto& ch : o) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      op = o == "+" || o == "plus" ? '+' : o == "-" || o == "minus" ? '-' : '*';
+    } else {
+      return std::nullopt;
+    }
     int64_t r = op == '+' ? a + b : op == '-' ? a - b : a * b;
     return std::to_string(r);
   }

@@ -19,8 +19,9 @@ class Checker {
   virtual double Score(std::string_view prompt, std::string_view response) const = 0;
 };
 
-// "arithmetic": "What is A+B?" / "A-B" / "A*B" with integers; the first
-// integer in the response must equal the result.
+// "arithmetic": integers joined by + - * or plus/minus/times ("What is
+// 3+4?", "3 plus 4 ="), or "Add A and B"; the first integer in the
+// response must equal the result.
 // "reverse": "Reverse: <word>"; the response (trimmed) must be the word
 // reversed; partial credit is the share of correct leading characters.
 // nullptr for an unknown name.

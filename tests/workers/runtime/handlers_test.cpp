@@ -64,7 +64,12 @@ class TrainHandlersTest : public ::testing::Test {
   }
 
   fs::path dir_;
-  Worker worker_{WorkerOptions{"http://127.0.0.1:1"}};
+  static WorkerOptions LocalOnly() {
+    WorkerOptions o;
+    o.daemon_url = "http://127.0.0.1:1";  // never contacted: RunLocal only
+    return o;
+  }
+  Worker worker_{LocalOnly()};
 };
 
 TEST_F(TrainHandlersTest, SftTrainsAndWritesALoadableCheckpoint) {
@@ -177,6 +182,12 @@ TEST(Checkers, ArithmeticAndReverse) {
   EXPECT_EQ(a->Score("What is 6*7?", "The answer is 42."), 1.0);
   EXPECT_EQ(a->Score("What is 6*7?", "43"), 0.0);
   EXPECT_EQ(a->Score("What is 6*7?", "no idea"), 0.0);
+  // Every phrasing of the demo task (demo/task.cpp).
+  EXPECT_EQ(a->Answer("Compute 4 + 5.").value(), "9");
+  EXPECT_EQ(a->Answer("6 plus 5 =").value(), "11");
+  EXPECT_EQ(a->Answer("Add 9 and 6.").value(), "15");
+  EXPECT_EQ(a->Answer("9 minus 6").value(), "3");
+  EXPECT_FALSE(a->Answer("no numbers here").has_value());
   const Checker* r = FindChecker("reverse");
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->Score("Reverse: abc", " cba "), 1.0);
