@@ -12,9 +12,7 @@
 #include <map>
 
 #include "herdd_process.h"
-#include "workers/model/llama.h"
-#include "workers/model/tokenizer.h"
-#include "workers/runtime/task_io.h"
+#include "tests/testing/tiny_llama.h"
 
 namespace herd::testing {
 namespace {
@@ -24,21 +22,8 @@ using nlohmann::json;
 class RoundsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    model::LlamaConfig c;
-    c.hidden_size = 32;
-    c.intermediate_size = 64;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 8;
-    c.vocab_size = model::ByteTokenizer::vocab_size();
-    c.max_position_embeddings = 512;
-    c.bos_token_id = model::kBeginOfText;
-    c.eos_token_id = model::kEotId;
-    auto m = model::LlamaModel::Create(c, 1, 8);
-    ASSERT_TRUE(m.ok());
-    (*m)->InitRandom(5);
-    ASSERT_TRUE(worker::SaveModel(**m, tmp_.path() + "/base").ok());
+    Status base = SaveTinyChatModel(tmp_.path() + "/base", 5);
+    ASSERT_TRUE(base.ok()) << base.ToString();
   }
 
   json Config(int rounds) const {

@@ -12,6 +12,7 @@
 #include "workers/runtime/checkers.h"
 #include "workers/runtime/handlers.h"
 #include "workers/runtime/task_io.h"
+#include "tests/testing/tiny_llama.h"
 
 namespace herd::worker {
 namespace {
@@ -25,22 +26,8 @@ class TrainHandlersTest : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("herd-th-" + std::to_string(getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    model::LlamaConfig c;
-    c.hidden_size = 32;
-    c.intermediate_size = 64;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 8;
-    c.vocab_size = model::ByteTokenizer::vocab_size();
-    c.max_position_embeddings = 256;
-    c.bos_token_id = model::kBeginOfText;
-    c.eos_token_id = model::kEotId;
-    auto m = model::LlamaModel::Create(c, 1, 16);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    (*m)->InitRandom(1);
-    auto ck = SaveModel(**m, Base());
-    ASSERT_TRUE(ck.ok()) << ck.status().ToString();
+    Status base = herd::testing::SaveTinyChatModel(Base(), 1);
+    ASSERT_TRUE(base.ok()) << base.ToString();
     WriteLines(Pairs(), {
         R"({"id":"a","prompt":[{"role":"user","content":"2+2"}],"chosen":"4","rejected":"5","strength":"better"})",
         R"({"id":"b","prompt":[{"role":"user","content":"3+3"}],"chosen":"6","rejected":"7","strength":"significantly_better"})",
