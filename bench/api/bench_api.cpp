@@ -1,9 +1,10 @@
 // bench_api: figures for issue 8's API benchmark, on loopback.
-//   1. upload a 100K-line annotation JSONL file: lines/s end to end
-//      (HTTP + incremental parse + an in-memory writer standing in for the
-//      store, which is not wired to the API yet), and parse-only lines/s;
-//   2. 64 concurrent keep-alive clients on GET /v1/runs/{run} (a handler
-//      returning a small JSON document, no store): requests/s, p50, p99.
+//   1. upload a 100K-line annotation JSONL file to herdd's real route:
+//      lines/s end to end (HTTP + incremental parse + RocksDB through the
+//      orchestrator, annotations and their pairs in synced batches), next to
+//      the same upload into an in-memory writer and to parse-only;
+//   2. 64 concurrent keep-alive clients on the real GET /v1/runs/{run}
+//      (store reads, progress, running tasks): requests/s, p50, p99.
 // Prints figures; never passes or fails on time.
 //   bench_api [--lines N] [--clients C] [--requests R] [--threads T]
 #include <unistd.h>
@@ -21,8 +22,14 @@
 #include <vector>
 
 #include "api/client/client.h"
+#include "api/client/json_client.h"
 #include "api/ingest/upload.h"
+#include "api/metrics/registry.h"
+#include "api/routes/daemon_routes.h"
 #include "api/server/server.h"
+#include "daemon/orchestrator.h"
+#include "stores/artifacts.h"
+#include "stores/store.h"
 
 namespace {
 
@@ -66,20 +73,35 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
   }
 
+  auto dir = std::filesystem::temp_directory_path() / ("herd-bench-api-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir / "base");
+  std::ofstream(dir / "base" / "config.json") << "{}";
+  stores::StoreOptions so;
+  so.data_dir = (dir / "data").string();
+  auto store = stores::Store::Open(so);
+  if (!store.ok()) {
+    std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
+    return 1;
+  }
+  stores::ArtifactStore artifacts((dir / "data" / "artifacts").string());
+  daemon::SystemClock clk;
+  daemon::RandomIdSource ids_src;
+  daemon::Scheduler sched(&clk, &ids_src);
+  daemon::Orchestrator orch(store->get(), &artifacts, &sched, &clk);
+  metrics::Registry reg;
+
   std::unordered_set<std::string> ids;
   api::Router router;
-  Status st = router.AddStreaming(
-      "POST", "/v1/runs/{run}/annotations",
-      [&ids](const api::Request&) -> Result<std::unique_ptr<api::BodySink>> {
-        ids.clear();
-        return std::unique_ptr<api::BodySink>(
-            new ingest::AnnotationUpload({}, std::make_unique<SetWriter>(&ids)));
-      });
+  Status st = api::AddDaemonRoutes(router, &orch, store->get(), &reg);
   if (st.ok()) {
-    st = router.Add("GET", "/v1/runs/{run}", [](const api::Request& q) {
-      return api::Response::Json(200, R"({"run": ")" + q.Param("run") +
-                                          R"(", "state": "running", "round": 3, "stage": "sft"})");
-    });
+    // The same upload into memory, to see what the store costs.
+    st = router.AddStreaming(
+        "POST", "/bench/memory-upload",
+        [&ids](const api::Request&) -> Result<std::unique_ptr<api::BodySink>> {
+          ids.clear();
+          return std::unique_ptr<api::BodySink>(
+              new ingest::AnnotationUpload({}, std::make_unique<SetWriter>(&ids)));
+        });
   }
   if (!st.ok()) {
     std::fprintf(stderr, "routes: %s\n", st.ToString().c_str());
@@ -95,9 +117,20 @@ int main(int argc, char** argv) {
   }
   const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
 
+  std::string run_id;
+  {
+    api::ClientOptions co;
+    co.base_url = base;
+    auto c = api::HttpClient::Create(co);
+    auto run = api::SendJson(**c, "POST", "/v1/runs", {{"name", "bench"}, {"base_checkpoint", (dir / "base").string()}});
+    if (!run.ok()) {
+      std::fprintf(stderr, "create run: %s\n", run.status().ToString().c_str());
+      return 1;
+    }
+    run_id = (*run)["run"]["id"];
+  }
+
   // ---- 1. upload -------------------------------------------------------
-  auto dir = std::filesystem::temp_directory_path() / ("herd-bench-api-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
   const std::string path = (dir / "annotations.jsonl").string();
   std::string all;
   {
@@ -123,23 +156,25 @@ int main(int argc, char** argv) {
     std::printf("parse only: %d lines (%.1f MiB) in %.3f s: %.0f lines/s, %.1f MiB/s (%llu ok)\n",
                 lines, mb, s, lines / s, mb / s, static_cast<unsigned long long>(n));
   }
-  {
+  for (const char* target : {"/bench/memory-upload", "store"}) {
+    const bool to_store = std::string(target) == "store";
     api::ClientOptions co;
     co.base_url = base;
     auto c = api::HttpClient::Create(co);
     auto t0 = Clock::now();
-    auto r = (*c)->UploadFile("POST", "/v1/runs/r1/annotations", path, "application/x-ndjson");
+    auto r = (*c)->UploadFile("POST", to_store ? "/v1/runs/" + run_id + "/annotations" : std::string(target), path,
+                              "application/x-ndjson");
     double s = Seconds(Clock::now() - t0);
     if (!r.ok() || r->status != 200) {
       std::fprintf(stderr, "upload failed: %s\n",
                    r.ok() ? r->body.c_str() : r.status().ToString().c_str());
       return 1;
     }
-    std::printf("upload end to end (HTTP + parse + in-memory writer): %d lines (%.1f MiB) in %.3f s: "
+    std::printf("upload end to end (HTTP + parse + %s): %d lines (%.1f MiB) in %.3f s: "
                 "%.0f lines/s, %.1f MiB/s; reply %s\n",
-                lines, mb, s, lines / s, mb / s, r->body.substr(0, 80).c_str());
+                to_store ? "RocksDB via the orchestrator, with pairs" : "in-memory writer", lines, mb, s,
+                lines / s, mb / s, r->body.substr(0, 60).c_str());
   }
-  std::filesystem::remove_all(dir);
 
   // ---- 2. concurrent keep-alive GETs ------------------------------------
   std::vector<std::vector<double>> lat(clients);
@@ -152,7 +187,7 @@ int main(int argc, char** argv) {
       co.base_url = base;
       auto c = api::HttpClient::Create(co);
       lat[k].reserve(requests);
-      const std::string target = "/v1/runs/run-" + std::to_string(k);
+      const std::string target = "/v1/runs/" + run_id;
       for (int i = 0; i < requests; ++i) {
         auto a = Clock::now();
         auto r = (*c)->Request("GET", target);
@@ -174,5 +209,6 @@ int main(int argc, char** argv) {
               all_lat.back() * 1e3, failures.load(),
               static_cast<unsigned long long>(server.stats().connections_accepted));
   server.Stop(std::chrono::milliseconds(2000));
+  std::filesystem::remove_all(dir);
   return 0;
 }
