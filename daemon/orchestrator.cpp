@@ -819,6 +819,14 @@ Status Orchestrator::StartStage(RunCtx& ctx, stores::Round& round, size_t i) {
                        {"max_new_tokens", cfg.annotation.max_new_tokens},
                        {"seed", Hash64(salt + "/collect/" + std::to_string(b0))}}));
     }
+  } else if (i == kSft && !cfg.rejection_sampling.enabled) {
+    // Ablation without rejection sampling: no SFT data; the previous
+    // policy carries over and DPO trains from it.
+    HERD_ASSIGN_OR_RETURN(std::string prev, policy_of(r - 1));
+    return FinishStage(ctx, round, i, prev, json{{"skipped", true}}.dump());
+  } else if (i == kDpo && !cfg.dpo.enabled) {
+    // Ablation without DPO: the SFT model is the round's policy.
+    return FinishStage(ctx, round, i, round.stages[kSft].checkpoint_id, json{{"skipped", true}}.dump());
   } else if (i == kRm || i == kSft || i == kDpo) {
     const StageConfig& sc = StageCfg(cfg, i);
     std::string base_id, ref_id;
@@ -909,6 +917,8 @@ Status Orchestrator::StartStage(RunCtx& ctx, stores::Round& round, size_t i) {
       spec.update(extra);
       tasks.push_back(new_task(TrainKind(i), spec));
     }
+  } else if (i == kRs && !cfg.rejection_sampling.enabled) {
+    return FinishStage(ctx, round, i, "", json{{"skipped", true}}.dump());
   } else if (i == kRs) {
     auto prompts = SelectPrompts(store_, run, "train", cfg.rejection_sampling.prompts_per_round,
                                  salt + "/rs", &err);

@@ -257,6 +257,7 @@ Result<RunConfig> ParseRunConfig(const std::string& json_text) {
   });
   ReadStage(root, "sft", &c.sft, &err, [](ObjectReader&) {});
   ReadStage(root, "dpo", &c.dpo, &err, [&](ObjectReader& s) {
+    s.Bool("enabled", &c.dpo.enabled);
     s.Num("beta", &c.dpo.beta, 1e-6, 100.0);
     s.Num("nll_alpha", &c.dpo.nll_alpha, 0.0, 100.0);
     s.Bool("mask_formatting", &c.dpo.mask_formatting);
@@ -265,6 +266,7 @@ Result<RunConfig> ParseRunConfig(const std::string& json_text) {
   });
   ReadObject(root, "rejection_sampling", &err, [&](ObjectReader& s) {
     auto& rs = c.rejection_sampling;
+    s.Bool("enabled", &rs.enabled);
     s.Int("k", &rs.k, 1, 64);
     s.Num("temperature", &rs.temperature, 0.0, 10.0);
     s.Num("top_p", &rs.top_p, 1e-6, 1.0);
@@ -320,13 +322,15 @@ std::string RunConfigToJson(const RunConfig& c) {
   j["reward_model"]["held_out_fraction"] = c.reward_model.held_out_fraction;
   j["sft"] = StageJson(c.sft);
   j["dpo"] = StageJson(c.dpo);
+  j["dpo"]["enabled"] = c.dpo.enabled;
   j["dpo"]["beta"] = c.dpo.beta;
   j["dpo"]["nll_alpha"] = c.dpo.nll_alpha;
   j["dpo"]["mask_formatting"] = c.dpo.mask_formatting;
   j["dpo"]["strengths"] = c.dpo.strengths;
   j["dpo"]["recent_rounds"] = c.dpo.recent_rounds;
   const auto& rs = c.rejection_sampling;
-  j["rejection_sampling"] = {{"k", rs.k},
+  j["rejection_sampling"] = {{"enabled", rs.enabled},
+                             {"k", rs.k},
                              {"temperature", rs.temperature},
                              {"top_p", rs.top_p},
                              {"top_k", rs.top_k},

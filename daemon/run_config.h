@@ -47,6 +47,8 @@ struct RewardModelConfig : StageConfig {
 };
 
 struct DpoConfig : StageConfig {
+  // false skips DPO: the round's SFT model is its policy (an ablation).
+  bool enabled = true;            // Default: true
   double beta = 0.1;              // Default: 0.1 (paper)
   double nll_alpha = 0.2;         // weight of NLL on the chosen response. Default: 0.2 (paper)
   bool mask_formatting = true;    // mask header/eot tokens from log-probs. Default: true (paper)
@@ -55,6 +57,9 @@ struct DpoConfig : StageConfig {
 };
 
 struct SamplingConfig {
+  // false skips rejection sampling and SFT: DPO then starts from the
+  // previous round's policy, which is also its reference (an ablation).
+  bool enabled = true;            // Default: true
   int64_t k = 10;                 // samples per prompt, 1..64. Default: 10 (paper: 10–30)
   double temperature = 0.7;       // Default: 0.7
   double top_p = 0.9;             // Default: 0.9

@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
   CLI::App app{"herd-demo: six rounds of the Llama 3 post-training loop on a tiny model"};
   std::string build = "build", data = "demo-data", config;
   int rounds = 0, workers = 2, pretrain_steps = 400, rs_prompts = 0;
+  bool no_dpo = false, no_rs = false;
   app.add_option("--build-dir", build, "where herdd was built")->capture_default_str();
   app.add_option("--data-dir", data, "herdd's data dir; the base model is cached here")->capture_default_str();
   app.add_option("--config", config, "run config. Default: configs/tiny.json of the source tree");
@@ -138,6 +139,8 @@ int main(int argc, char** argv) {
   app.add_option("--rs-prompts", rs_prompts, "override prompts sampled per round (0 = keep)");
   app.add_option("--workers", workers, "local workers")->capture_default_str();
   app.add_option("--pretrain-steps", pretrain_steps, "base model pre-training steps")->capture_default_str();
+  app.add_flag("--no-dpo", no_dpo, "ablation: rejection sampling + SFT only");
+  app.add_flag("--no-rs", no_rs, "ablation: DPO only (no rejection sampling, no SFT)");
   CLI11_PARSE(app, argc, argv);
   herd::InitLogging("herd-demo", "warn");
   auto t0 = Steady::now();
@@ -161,6 +164,8 @@ int main(int argc, char** argv) {
   cfg["base_checkpoint"] = data + "/base";
   if (rounds > 0) cfg["rounds"] = rounds;
   if (rs_prompts > 0) cfg["rejection_sampling"]["prompts_per_round"] = rs_prompts;
+  if (no_dpo) cfg["dpo"]["enabled"] = false;
+  if (no_rs) cfg["rejection_sampling"]["enabled"] = false;
 
   std::string herd_data = data + "/herd-" + std::to_string(time(nullptr));
   std::string url;

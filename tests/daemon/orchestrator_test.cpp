@@ -58,7 +58,7 @@ class OrchestratorTest : public ::testing::Test {
     store_.reset();
   }
 
-  std::string Config(int rounds, int k, int variants) {
+  std::string Config(int rounds, int k, int variants, const json& patch = json::object()) {
     json v = json::array();
     for (int i = 0; i < variants; ++i) v.push_back({{"name", "v" + std::to_string(i)}, {"seed", i + 1}});
     json c = {{"name", "t"},
@@ -69,6 +69,7 @@ class OrchestratorTest : public ::testing::Test {
               {"dpo", {{"variants", v}}},
               {"rejection_sampling", {{"k", k}, {"prompts_per_task", 3}}},
               {"annotation", {{"comparisons_per_round", 4}, {"min_answers", 4}}}};
+    c.merge_patch(patch);
     return c.dump();
   }
 
@@ -316,6 +317,46 @@ TEST_F(OrchestratorTest, PauseStopsLeasingAndCancelEndsTheRun) {
   auto hb = orch_->Heartbeat((*some)->lease_id, "");
   ASSERT_TRUE(hb.ok());
   EXPECT_TRUE(hb->cancel);
+}
+
+TEST_F(OrchestratorTest, AblationsSkipTheirStages) {
+  // Without DPO: the SFT model is the policy; no train_dpo tasks.
+  auto run = orch_->CreateRun(Config(2, 2, 1, {{"dpo", {{"enabled", false}}}}));
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  std::vector<stores::Prompt> ps;
+  for (int i = 0; i < 5; ++i) {
+    stores::Prompt p;
+    p.id = "p" + std::to_string(i);
+    p.messages = {{"user", "q" + std::to_string(i)}};
+    p.split = i == 4 ? "eval" : "train";
+    ps.push_back(p);
+  }
+  ASSERT_TRUE(orch_->AddPrompts(run->id, ps).ok());
+  ASSERT_TRUE(orch_->StartRun(run->id).ok());
+  Work(run->id);
+  EXPECT_EQ(orch_->Progress(run->id)->run.state, "succeeded");
+  for (const auto& k : kinds_) EXPECT_EQ(k.find("train_dpo"), std::string::npos) << k;
+  auto r1 = store_->GetRound(run->id, 1);
+  ASSERT_TRUE(r1.ok());
+  EXPECT_EQ(r1->stages[4].checkpoint_id, r1->stages[3].checkpoint_id);  // dpo = sft
+
+  // Without rejection sampling: no samples and no SFT; DPO from the previous policy.
+  kinds_.clear();
+  auto run2 = orch_->CreateRun(Config(2, 2, 1, {{"rejection_sampling", {{"enabled", false}}}}));
+  ASSERT_TRUE(run2.ok());
+  ASSERT_TRUE(orch_->AddPrompts(run2->id, ps).ok());
+  ASSERT_TRUE(orch_->StartRun(run2->id).ok());
+  Work(run2->id);
+  EXPECT_EQ(orch_->Progress(run2->id)->run.state, "succeeded") << orch_->Progress(run2->id)->run.error;
+  for (const auto& k : kinds_) {
+    EXPECT_EQ(k.find("rejection_sample"), std::string::npos) << k;
+    EXPECT_EQ(k.find("train_sft"), std::string::npos) << k;
+  }
+  EXPECT_EQ(Count(run2->id).samples, 0);
+  auto r2 = store_->GetRound(run2->id, 2);
+  auto r1b = store_->GetRound(run2->id, 1);
+  ASSERT_TRUE(r2.ok() && r1b.ok());
+  EXPECT_EQ(r2->stages[3].checkpoint_id, r1b->stages[4].checkpoint_id);  // round 2 "sft" = round 1 dpo
 }
 
 TEST(ImpliedPairs, EditedChosenRejectedGivesThreePairs) {
