@@ -275,21 +275,19 @@ Result<stores::Run> Orchestrator::CreateRun(const std::string& config_json) {
   return run;
 }
 
-Status Orchestrator::RunTransition(const std::string& run_id, const std::string& from_states,
+Status Orchestrator::RunTransition(const std::string& run_id, std::initializer_list<const char*> from,
                                    const std::string& to, const std::string& event) {
   std::lock_guard<std::mutex> l(mu_);
   HERD_ASSIGN_OR_RETURN(stores::Run run, store_->GetRun(run_id));
-  std::set<std::string> from;
-  size_t pos = 0;
-  while (pos <= from_states.size()) {
-    size_t e = from_states.find(',', pos);
-    if (e == std::string::npos) e = from_states.size();
-    from.insert(from_states.substr(pos, e - pos));
-    pos = e + 1;
+  std::string allowed;
+  bool ok = false;
+  for (const char* s : from) {
+    ok = ok || run.state == s;
+    allowed += (allowed.empty() ? "" : ",") + std::string(s);
   }
-  if (!from.count(run.state)) {
+  if (!ok) {
     return Status::FailedPrecondition("run " + run_id + " is " + run.state + "; " + event +
-                                      " needs it " + from_states);
+                                      " needs it " + allowed);
   }
   const Millis now = clock_->NowMs();
   run.state = to;
@@ -306,19 +304,19 @@ Status Orchestrator::RunTransition(const std::string& run_id, const std::string&
 }
 
 Status Orchestrator::StartRun(const std::string& run_id) {
-  HERD_RETURN_IF_ERROR(RunTransition(run_id, "created", "running", "started"));
+  HERD_RETURN_IF_ERROR(RunTransition(run_id, {"created"}, "running", "started"));
   Kick();
   return Status::Ok();
 }
 
 Status Orchestrator::PauseRun(const std::string& run_id) {
-  HERD_RETURN_IF_ERROR(RunTransition(run_id, "running", "paused", "paused"));
+  HERD_RETURN_IF_ERROR(RunTransition(run_id, {"running"}, "paused", "paused"));
   scheduler_->SetRunPaused(run_id, true);
   return Status::Ok();
 }
 
 Status Orchestrator::ResumeRun(const std::string& run_id) {
-  HERD_RETURN_IF_ERROR(RunTransition(run_id, "paused", "running", "resumed"));
+  HERD_RETURN_IF_ERROR(RunTransition(run_id, {"paused"}, "running", "resumed"));
   scheduler_->SetRunPaused(run_id, false);
   Kick();
   return Status::Ok();
@@ -326,7 +324,7 @@ Status Orchestrator::ResumeRun(const std::string& run_id) {
 
 Status Orchestrator::CancelRun(const std::string& run_id) {
   HERD_RETURN_IF_ERROR(
-      RunTransition(run_id, "created,running,paused,failed", "cancelled", "cancelled"));
+      RunTransition(run_id, {"created", "running", "paused", "failed"}, "cancelled", "cancelled"));
   scheduler_->SetRunPaused(run_id, false);
   return scheduler_->CancelRun(run_id, TaskCommit());
 }
@@ -1200,8 +1198,6 @@ void Orchestrator::StartBackground(Millis period_ms) {
       Status s = Tick();
       if (!s.ok()) spdlog::warn("tick failed: {}", s.ToString());
       l.lock();
-      ++ticks_;
-      bg_cv_.notify_all();
     }
   });
 }

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -128,7 +129,8 @@ class Orchestrator {
   // The records a finished task's result turns into (samples, checkpoint,
   // annotation requests), written in the batch that marks it succeeded.
   Status ApplyResult(stores::WriteTxn& txn, const Task& task, const std::string& result_json);
-  Status RunTransition(const std::string& run_id, const std::string& from_states,
+  // Moves a run from one of `from` to `to`, with an event "run.<event>".
+  Status RunTransition(const std::string& run_id, std::initializer_list<const char*> from,
                        const std::string& to, const std::string& event);
 
   stores::Store* store_;
@@ -145,7 +147,6 @@ class Orchestrator {
   std::condition_variable bg_cv_;
   bool bg_stop_ = false;
   bool bg_kicked_ = false;
-  uint64_t ticks_ = 0;  // completed background ticks
   std::unique_ptr<std::thread> bg_;
 };
 

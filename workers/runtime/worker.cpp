@@ -49,12 +49,6 @@ Worker::~Worker() = default;
 
 void Worker::AddHandler(const std::string& kind, Handler h) { handlers_[kind] = std::move(h); }
 
-namespace {
-
-api::Headers NoHeaders() { return {}; }
-
-}  // namespace
-
 Status Worker::Run() {
   api::ClientOptions co;
   co.base_url = opts_.daemon_url;
@@ -94,7 +88,7 @@ Status Worker::Run() {
 
     auto resp = impl_->client->Request(
         "POST", "/v1/workers/" + impl_->worker_id + "/lease?wait=" + std::to_string(opts_.lease_wait_ms) + "ms",
-        "{}", NoHeaders());
+        "{}");
     if (!resp.ok()) {
       spdlog::warn("lease poll failed: {}; retrying", resp.status().ToString());
       sleep_backoff();
@@ -130,7 +124,7 @@ Status Worker::Run() {
         json progress = ctx.TakeProgress(&changed);
         json b = json::object();
         if (changed) b["progress"] = progress;
-        auto r = impl_->hb_client->Request("POST", "/v1/leases/" + lease + "/heartbeat", b.dump(), NoHeaders());
+        auto r = impl_->hb_client->Request("POST", "/v1/leases/" + lease + "/heartbeat", b.dump());
         if (r.ok() && r->status == 410) {
           spdlog::warn("task={} lease lost; dropping it", ctx.id());
           ctx.RequestStop();
@@ -171,12 +165,11 @@ Status Worker::Run() {
       Result<api::Response> r = Status::Internal("unset");
       if (result.ok()) {
         r = impl_->client->Request("POST", "/v1/leases/" + lease + "/complete",
-                                   json{{"result", *result}}.dump(), NoHeaders());
+                                   json{{"result", *result}}.dump());
       } else {
         bool retryable = result.status().code() != Status::Code::kInvalidArgument;
         r = impl_->client->Request("POST", "/v1/leases/" + lease + "/fail",
-                                   json{{"error", result.status().ToString()}, {"retryable", retryable}}.dump(),
-                                   NoHeaders());
+                                   json{{"error", result.status().ToString()}, {"retryable", retryable}}.dump());
       }
       if (!r.ok() || r->status >= 500) {
         spdlog::warn("task={} delivering result failed ({}); retrying", ctx.id(),
