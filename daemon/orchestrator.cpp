@@ -658,7 +658,11 @@ Status Orchestrator::ApplyResult(stores::WriteTxn& txn, const Task& task,
       c.parents = spec.value("parents", std::vector<std::string>{});
       c.datasets = spec.value("datasets", std::vector<std::string>{});
       if (spec.contains("hparams")) c.hyperparameters_json = spec["hparams"].dump();
-      if (task.kind == "average") c.averaging_weights = spec.at("weights").get<std::vector<double>>();
+      if (task.kind == "average") {
+        // The weights as applied (greedy averaging may leave inputs out).
+        const json& w = res.contains("weights") ? res["weights"] : spec.at("weights");
+        c.averaging_weights = w.get<std::vector<double>>();
+      }
       if (res.contains("metrics")) c.metrics_json = res["metrics"].dump();
       c.created_ms = now;
       txn.PutCheckpoint(c);
@@ -673,20 +677,34 @@ Status Orchestrator::ApplyResult(stores::WriteTxn& txn, const Task& task,
 
 namespace {
 
+// A seeded selection of n prompts of a split (0 = all). With `repeat`, n
+// may exceed the split: the prompts come round again, each pass in its own
+// seeded order (annotation requests: several comparisons per prompt).
 std::vector<stores::Prompt> SelectPrompts(stores::Store* store, const std::string& run,
                                           const std::string& split, int64_t n,
-                                          const std::string& salt, Status* err) {
-  std::vector<std::pair<uint64_t, stores::Prompt>> all;
+                                          const std::string& salt, Status* err,
+                                          bool repeat = false) {
+  std::vector<stores::Prompt> split_prompts;
   *err = store->ForEachPrompt(run, [&](const stores::Prompt& p) {
-    if (p.split == split) all.emplace_back(Hash64(salt + "/" + p.id), p);
+    if (p.split == split) split_prompts.push_back(p);
     return true;
   });
-  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first < b.first : a.second.id < b.second.id;
-  });
-  if (n > 0 && static_cast<int64_t>(all.size()) > n) all.resize(static_cast<size_t>(n));
   std::vector<stores::Prompt> out;
-  for (auto& [h, p] : all) out.push_back(std::move(p));
+  if (split_prompts.empty()) return out;
+  const auto want = n > 0 ? static_cast<size_t>(n) : split_prompts.size();
+  for (int pass = 0; out.size() < want; ++pass) {
+    const std::string s = pass == 0 ? salt : salt + "/pass" + std::to_string(pass);
+    std::vector<std::pair<uint64_t, const stores::Prompt*>> order;
+    for (const auto& p : split_prompts) order.emplace_back(Hash64(s + "/" + p.id), &p);
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first < b.first : a.second->id < b.second->id;
+    });
+    for (const auto& [h, p] : order) {
+      if (out.size() == want) break;
+      out.push_back(*p);
+    }
+    if (!repeat) break;
+  }
   return out;
 }
 
@@ -795,7 +813,7 @@ Status Orchestrator::StartStage(RunCtx& ctx, stores::Round& round, size_t i) {
 
   if (i == kCollect) {
     auto prompts = SelectPrompts(store_, run, "train", cfg.annotation.comparisons_per_round,
-                                 salt + "/collect", &err);
+                                 salt + "/collect", &err, /*repeat=*/true);
     HERD_RETURN_IF_ERROR(err);
     if (cfg.annotation.comparisons_per_round == 0 || prompts.empty()) {
       return FinishStage(ctx, round, i, "", json{{"requests", 0}}.dump());
@@ -834,18 +852,26 @@ Status Orchestrator::StartStage(RunCtx& ctx, stores::Round& round, size_t i) {
                           artifacts_->MakeDatasetPath(run, std::string(kStages[i]) + "-r" + std::to_string(r)));
     std::vector<json> rows;
     if (i == kRm) {
-      // All preference data so far, minus a seeded held-out share for RM accuracy.
-      std::vector<json> heldout;
+      // All preference data so far, minus a seeded held-out share for RM
+      // accuracy and, for greedy averaging, a validation share to choose by.
+      // A pair's share depends on its id only, so it never moves.
+      std::vector<json> heldout, val;
+      const auto& rmc = cfg.reward_model;
+      const bool greedy = rmc.averaging == "greedy";
       HERD_RETURN_IF_ERROR(store_->ForEachPair(run, std::nullopt, [&](const stores::Pair& p) {
         if (p.round > r) return true;
         double u = static_cast<double>(Hash64(run + "/heldout/" + p.id) % 1000000) / 1e6;
-        if (u < cfg.reward_model.held_out_fraction) {
-          // Held out pairs of the training strengths only: accuracy on
-          // "marginally better" coin flips says nothing about the RM.
-          const auto& ks = cfg.reward_model.strengths;
-          if (std::find(ks.begin(), ks.end(), p.strength) == ks.end()) return true;
+        // Held out pairs of the training strengths only: accuracy on
+        // "marginally better" coin flips says nothing about the RM.
+        const bool trained = std::find(rmc.strengths.begin(), rmc.strengths.end(), p.strength) != rmc.strengths.end();
+        if (u < rmc.held_out_fraction) {
+          if (!trained) return true;
           heldout.push_back(PairJson(p));
           members.push_back({run, r, "rm_heldout", p.round, p.id, 0});
+        } else if (greedy && u < rmc.held_out_fraction + rmc.val_fraction) {
+          if (!trained) return true;
+          val.push_back(PairJson(p));
+          members.push_back({run, r, "rm_val", p.round, p.id, 0});
         } else {
           rows.push_back(PairJson(p));
           members.push_back({run, r, "rm", p.round, p.id, 0});
@@ -854,6 +880,10 @@ Status Orchestrator::StartStage(RunCtx& ctx, stores::Round& round, size_t i) {
       }));
       HERD_ASSIGN_OR_RETURN(std::string hp, artifacts_->MakeDatasetPath(run, "rm-heldout-r" + std::to_string(r)));
       HERD_RETURN_IF_ERROR(WriteJsonl(hp, heldout));
+      if (greedy) {
+        HERD_ASSIGN_OR_RETURN(std::string vp, artifacts_->MakeDatasetPath(run, "rm-val-r" + std::to_string(r)));
+        HERD_RETURN_IF_ERROR(WriteJsonl(vp, val));
+      }
       if (rows.empty()) return FailStage(ctx, round, i, "no preference pairs to train the reward model on");
       base_id = ctx.base_checkpoint_id;  // the RM starts from the pre-trained checkpoint (§4.1.2)
       extra = {{"strengths", cfg.reward_model.strengths}, {"margin", cfg.reward_model.margin}};
@@ -1073,14 +1103,23 @@ Status Orchestrator::CheckStage(RunCtx& ctx, stores::Round& round, size_t i, boo
       parents.push_back(s["checkpoint_id"]);
     }
     json spec0 = json::parse(train[0]->spec);
+    json avg_spec = {{"inputs", inputs},   {"weights", sc.average_weights}, {"out", out},
+                     {"checkpoint_id", ck}, {"parents", parents},           {"datasets", spec0["datasets"]}};
+    if (i == kRm && sc.averaging == "greedy") {
+      // Greedy averaging chooses by accuracy on the round's validation pairs.
+      HERD_ASSIGN_OR_RETURN(std::string vp, artifacts_->MakeDatasetPath(run, "rm-val-r" + std::to_string(r)));
+      const json& h = spec0["hparams"];
+      avg_spec["select"] = {{"dataset", vp},
+                            {"strengths", ctx.cfg.reward_model.strengths},
+                            {"batch_rows", h.value("batch_rows", int64_t{8})},
+                            {"seq_len", h.value("seq_len", int64_t{512})}};
+    }
     Task t;
     t.run = run;
     t.round = r;
     t.stage = kStages[i];
     t.kind = "average";
-    t.spec = json{{"inputs", inputs},   {"weights", sc.average_weights}, {"out", out},
-                  {"checkpoint_id", ck}, {"parents", parents},           {"datasets", spec0["datasets"]}}
-                 .dump();
+    t.spec = avg_spec.dump();
     t.priority = train[0]->priority;
     t.max_attempts = static_cast<int32_t>(ctx.cfg.max_attempts);
     t.needs = train[0]->needs;

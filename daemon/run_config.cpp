@@ -151,6 +151,10 @@ void ReadStage(const json& root, const std::string& key, StageConfig* st, Status
         }
       }
     }
+    r.Str("averaging", &st->averaging);
+    if (r.ok() && st->averaging != "uniform" && st->averaging != "greedy") {
+      r.Fail(key + ".averaging", "must be \"uniform\" or \"greedy\"");
+    }
     const json* w = r.Find("average_weights");
     if (w) {
       if (!w->is_array()) {
@@ -224,6 +228,7 @@ json StageJson(const StageConfig& s) {
     j["variants"].push_back(vj);
   }
   j["average_weights"] = s.average_weights;
+  j["averaging"] = s.averaging;
   return j;
 }
 
@@ -254,6 +259,7 @@ Result<RunConfig> ParseRunConfig(const std::string& json_text) {
     s.StrList("strengths", &c.reward_model.strengths, kStrengths);
     s.Bool("margin", &c.reward_model.margin);
     s.Num("held_out_fraction", &c.reward_model.held_out_fraction, 0.0, 0.9);
+    s.Num("val_fraction", &c.reward_model.val_fraction, 0.0, 0.9);
   });
   ReadStage(root, "sft", &c.sft, &err, [](ObjectReader&) {});
   ReadStage(root, "dpo", &c.dpo, &err, [&](ObjectReader& s) {
@@ -302,6 +308,22 @@ Result<RunConfig> ParseRunConfig(const std::string& json_text) {
   ReadObject(root, "retention", &err,
              [&](ObjectReader& s) { s.Bool("keep_variants", &c.retention.keep_variants); });
   if (!err.ok()) return err;
+  for (const auto& [key, st] : {std::pair<const char*, const StageConfig*>{"sft", &c.sft}, {"dpo", &c.dpo}}) {
+    if (st->averaging == "greedy") {
+      return Status::InvalidArgument(std::string(key) +
+                                     ".averaging: \"greedy\" chooses by reward-model pair accuracy, so only "
+                                     "reward_model supports it");
+    }
+  }
+  const auto& rm = c.reward_model;
+  if (rm.averaging == "greedy") {
+    if (rm.val_fraction <= 0) {
+      return Status::InvalidArgument("reward_model.val_fraction: must be > 0 when averaging is \"greedy\"");
+    }
+    if (rm.held_out_fraction + rm.val_fraction >= 1) {
+      return Status::InvalidArgument("reward_model.val_fraction: held_out_fraction + val_fraction must be < 1");
+    }
+  }
   if (c.annotation.min_answers > c.annotation.comparisons_per_round) {
     return Status::InvalidArgument("annotation.min_answers: must be <= comparisons_per_round (" +
                                    std::to_string(c.annotation.comparisons_per_round) + ")");
@@ -320,6 +342,7 @@ std::string RunConfigToJson(const RunConfig& c) {
   j["reward_model"]["strengths"] = c.reward_model.strengths;
   j["reward_model"]["margin"] = c.reward_model.margin;
   j["reward_model"]["held_out_fraction"] = c.reward_model.held_out_fraction;
+  j["reward_model"]["val_fraction"] = c.reward_model.val_fraction;
   j["sft"] = StageJson(c.sft);
   j["dpo"] = StageJson(c.dpo);
   j["dpo"]["enabled"] = c.dpo.enabled;

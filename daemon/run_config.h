@@ -37,6 +37,11 @@ struct StageConfig {
   TrainHparams hp;
   std::vector<Variant> variants;  // Default: one variant, the stage's hparams
   std::vector<double> average_weights;  // Default: uniform over the variants
+  // How the variants become the stage's model: "uniform" averages them all
+  // with average_weights; "greedy" (reward_model only) adds them one by one,
+  // best first, keeping each only if the average's accuracy on validation
+  // pairs does not drop ("greedy soup"). Default: uniform
+  std::string averaging = "uniform";
 };
 
 struct RewardModelConfig : StageConfig {
@@ -44,6 +49,9 @@ struct RewardModelConfig : StageConfig {
   std::vector<std::string> strengths = {"significantly_better", "better"};
   bool margin = false;            // Llama 2 style margin per strength. Default: false
   double held_out_fraction = 0.1; // of pairs kept for RM accuracy. Default: 0.1
+  // Of pairs kept aside to choose the greedy average; used (and taken from
+  // the training pairs) only when averaging is "greedy". Default: 0.1
+  double val_fraction = 0.1;
 };
 
 struct DpoConfig : StageConfig {
@@ -71,7 +79,9 @@ struct SamplingConfig {
 };
 
 struct AnnotationPolicy {
-  int64_t comparisons_per_round = 64;  // annotation requests issued per round. Default: 64
+  // Annotation requests issued per round, one per train prompt; beyond the
+  // number of train prompts the prompts come round again. Default: 64
+  int64_t comparisons_per_round = 64;
   int64_t min_answers = 48;       // answers awaited before the round's RM trains. Default: 48
   std::string default_strength = "better";  // for uploads without one. Default: better
   double temperature = 0.9;       // sampling for the two shown responses. Default: 0.9

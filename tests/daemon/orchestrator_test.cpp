@@ -114,7 +114,17 @@ class OrchestratorTest : public ::testing::Test {
     // Training and averaging: write a checkpoint directory.
     fs::create_directories(spec["out"].get<std::string>());
     std::ofstream(spec["out"].get<std::string>() + "/model.safetensors") << t.kind << t.id;
-    return {{"checkpoint", {{"sha256", "00"}, {"size_bytes", 10}}}, {"metrics", {{"loss", 0.25}}}};
+    json res = {{"checkpoint", {{"sha256", "00"}, {"size_bytes", 10}}}, {"metrics", {{"loss", 0.25}}}};
+    if (t.kind == "average") {
+      avg_specs_[t.stage] = spec;
+      // Greedy averaging that kept only the last input.
+      if (spec.contains("select")) {
+        std::vector<double> w(spec["inputs"].size(), 0.0);
+        w.back() = 1.0;
+        res["weights"] = w;
+      }
+    }
+    return res;
   }
 
   // Works until nothing is leasable; answers pending annotation requests.
@@ -190,6 +200,7 @@ class OrchestratorTest : public ::testing::Test {
   std::unique_ptr<Orchestrator> orch_;
   std::string worker_;
   std::vector<std::string> kinds_;
+  std::map<std::string, json> avg_specs_;  // stage -> spec of its last average task
 };
 
 TEST_F(OrchestratorTest, TwoRoundsRunInStageOrder) {
@@ -357,6 +368,65 @@ TEST_F(OrchestratorTest, AblationsSkipTheirStages) {
   auto r1b = store_->GetRound(run2->id, 1);
   ASSERT_TRUE(r2.ok() && r1b.ok());
   EXPECT_EQ(r2->stages[3].checkpoint_id, r1b->stages[4].checkpoint_id);  // round 2 "sft" = round 1 dpo
+}
+
+static size_t CountLines(const std::string& path) {
+  std::ifstream f(path);
+  size_t n = 0;
+  for (std::string l; std::getline(f, l);) n += !l.empty();
+  return n;
+}
+
+TEST_F(OrchestratorTest, GreedyRmAveragingAndRepeatedComparisons) {
+  // 4 train prompts, 10 comparisons: the prompts come round again.
+  auto run = orch_->CreateRun(Config(1, 2, 2,
+                                     {{"reward_model", {{"averaging", "greedy"}, {"val_fraction", 0.3}}},
+                                      {"annotation", {{"comparisons_per_round", 10}, {"min_answers", 10}}}}));
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  std::vector<stores::Prompt> ps;
+  for (int i = 0; i < 5; ++i) {
+    stores::Prompt p;
+    p.id = "p" + std::to_string(i);
+    p.messages = {{"user", "q" + std::to_string(i)}};
+    p.split = i == 4 ? "eval" : "train";
+    ps.push_back(p);
+  }
+  ASSERT_TRUE(orch_->AddPrompts(run->id, ps).ok());
+  ASSERT_TRUE(orch_->StartRun(run->id).ok());
+  Work(run->id);
+  ASSERT_EQ(orch_->Progress(run->id)->run.state, "succeeded") << orch_->Progress(run->id)->run.error;
+
+  auto rq = store_->ListAnnotationRequests(run->id, "", {});
+  ASSERT_TRUE(rq.ok());
+  std::map<std::string, int> per_prompt;
+  for (const auto& q : rq->items) ++per_prompt[q.prompt_id];
+  EXPECT_EQ(rq->items.size(), 10u);
+  EXPECT_EQ(per_prompt.size(), 4u);  // every train prompt, none from eval
+  for (const auto& [id, n] : per_prompt) EXPECT_TRUE(n == 2 || n == 3) << id << " " << n;
+
+  // Every pair is in exactly one of train / held-out / validation.
+  auto path = [&](const std::string& d) { return artifacts_->MakeDatasetPath(run->id, d).value(); };
+  const size_t train = CountLines(path("rm-r1")), held = CountLines(path("rm-heldout-r1")),
+               val = CountLines(path("rm-val-r1"));
+  EXPECT_EQ(train + held + val, static_cast<size_t>(Count(run->id).pairs));
+  EXPECT_GT(val, 0u);
+  EXPECT_GT(train, 0u);
+
+  // The RM's average chooses on the validation pairs; SFT and DPO average uniformly.
+  ASSERT_TRUE(avg_specs_["rm"].contains("select")) << avg_specs_["rm"].dump();
+  EXPECT_EQ(avg_specs_["rm"]["select"]["dataset"], path("rm-val-r1"));
+  EXPECT_EQ(avg_specs_["rm"]["select"]["strengths"], json({"significantly_better", "better"}));
+  EXPECT_FALSE(avg_specs_["sft"].contains("select"));
+  EXPECT_FALSE(avg_specs_["dpo"].contains("select"));
+  // The checkpoint records the weights as applied.
+  auto r1 = store_->GetRound(run->id, 1);
+  ASSERT_TRUE(r1.ok());
+  auto rm = store_->GetCheckpoint(r1->stages[1].checkpoint_id);
+  ASSERT_TRUE(rm.ok());
+  EXPECT_EQ(rm->averaging_weights, std::vector<double>({0.0, 1.0}));
+  auto sft = store_->GetCheckpoint(r1->stages[3].checkpoint_id);
+  ASSERT_TRUE(sft.ok());
+  EXPECT_EQ(sft->averaging_weights, std::vector<double>({0.5, 0.5}));
 }
 
 TEST(ImpliedPairs, EditedChosenRejectedGivesThreePairs) {

@@ -93,7 +93,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"name": "r", "base_checkpoint": "/m", "workers": {"device": "tpu"}})",
                 "workers.device: must be \"cpu\" or \"cuda\""},
         BadCase{R"({"name": "r", "base_checkpoint": "/m", "annotation": {"comparisons_per_round": 4, "min_answers": 5}})",
-                "annotation.min_answers: must be <= comparisons_per_round (4)"}));
+                "annotation.min_answers: must be <= comparisons_per_round (4)"},
+        BadCase{R"({"name": "r", "base_checkpoint": "/m", "reward_model": {"averaging": "best"}})",
+                "reward_model.averaging: must be \"uniform\" or \"greedy\""},
+        BadCase{R"({"name": "r", "base_checkpoint": "/m", "dpo": {"averaging": "greedy"}})",
+                "dpo.averaging: \"greedy\" chooses by reward-model pair accuracy, so only reward_model supports it"},
+        BadCase{R"({"name": "r", "base_checkpoint": "/m", "reward_model": {"averaging": "greedy", "val_fraction": 0}})",
+                "reward_model.val_fraction: must be > 0 when averaging is \"greedy\""},
+        BadCase{R"({"name": "r", "base_checkpoint": "/m", "reward_model": {"averaging": "greedy", "held_out_fraction": 0.5, "val_fraction": 0.5}})",
+                "reward_model.val_fraction: held_out_fraction + val_fraction must be < 1"}));
 
 TEST(RunConfig, CanonicalJsonRoundTrips) {
   auto c = ParseRunConfig(ReadFile(std::string(HERD_SOURCE_DIR) + "/configs/tiny.json"));

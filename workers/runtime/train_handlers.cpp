@@ -201,6 +201,44 @@ Result<json> TrainDpo(TaskContext& ctx) {
   return json{{"checkpoint", ck}, {"metrics", metrics}};
 }
 
+// Greedy averaging ("greedy soup", Wortsman et al. 2022): the inputs in
+// order of their accuracy on the selection pairs; each joins the average
+// only if the average with it is at least as accurate as without. Reward
+// models fine-tuned from a small base can land in different basins, where
+// their uniform average is worse than either (docs/demo.md); this keeps the
+// averaging step from ever making the stage's model worse on the selection
+// set. Only reward models: the metric is pair accuracy.
+struct Selection {
+  std::vector<train::RankedSample> pairs;
+  train::RewardOptions ro;
+  int64_t B = 8, T = 512;
+};
+
+Result<Selection> ReadSelection(const json& sel) {
+  if (!sel.is_object()) return Status::InvalidArgument("spec.select: must be an object");
+  Selection s;
+  HERD_ASSIGN_OR_RETURN(std::string dataset, SpecString(sel, "dataset"));
+  HERD_ASSIGN_OR_RETURN(s.ro.strengths, Strengths(sel));
+  HERD_ASSIGN_OR_RETURN(auto rows, ReadJsonl(dataset));
+  HERD_ASSIGN_OR_RETURN(s.pairs, RankedSamples(rows, dataset));
+  s.B = static_cast<int64_t>(SpecNumber(sel, "batch_rows", 8));
+  s.T = static_cast<int64_t>(SpecNumber(sel, "seq_len", 512));
+  if (s.B < 1 || s.T < 8) return Status::InvalidArgument("spec.select: batch_rows and seq_len must be positive");
+  return s;
+}
+
+// Pair accuracy of the reward model in dir on the selection pairs, and how
+// many pairs that was.
+Result<std::pair<double, int64_t>> PairAccuracy(const std::string& dir, const Selection& sel) {
+  HERD_ASSIGN_OR_RETURN(auto m, LoadModel(dir, sel.B, sel.T));
+  if (!m->config().is_reward_model) {
+    return Status::InvalidArgument("spec.select: " + dir + " is not a reward model");
+  }
+  auto obj = train::MakeRewardObjective(sel.pairs, sel.ro);
+  HERD_ASSIGN_OR_RETURN(train::Metrics mt, train::EvaluateObjective(*m, *obj, sel.B, sel.T));
+  return std::make_pair(mt.Get("accuracy"), static_cast<int64_t>(mt.Get("examples")));
+}
+
 Result<json> Average(TaskContext& ctx) {
   const json& spec = ctx.spec();
   HERD_ASSIGN_OR_RETURN(std::string out, SpecString(spec, "out"));
@@ -216,11 +254,66 @@ Result<json> Average(TaskContext& ctx) {
   }
   train::AverageOptions ao;
   ao.overwrite = true;  // a retried task rewrites its own output
-  ctx.Report({{"step", 0}, {"total_steps", 1}, {"stage", "average"}});
-  HERD_ASSIGN_OR_RETURN(train::AverageReport rep, train::AverageCheckpoints(inputs, out, ao));
+  const bool greedy = spec.contains("select");
+  const int64_t n = static_cast<int64_t>(inputs.size());
+  ctx.Report({{"step", 0}, {"total_steps", greedy ? 2 * n : 1}, {"stage", "average"}});
+  json selection;
+  std::vector<size_t> chosen(inputs.size());
+  for (size_t i = 0; i < chosen.size(); ++i) chosen[i] = i;
+  if (greedy) {
+    HERD_ASSIGN_OR_RETURN(Selection sel, ReadSelection(spec["select"]));
+    std::vector<double> acc(inputs.size());
+    int64_t pairs = 0;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      HERD_ASSIGN_OR_RETURN(auto a, PairAccuracy(inputs[i].dir, sel));
+      acc[i] = a.first;
+      pairs = a.second;
+      ctx.Report({{"step", i + 1}, {"total_steps", 2 * n}, {"stage", "average"}});
+      if (ctx.ShouldStop()) return Status::Aborted("stopped");
+    }
+    std::vector<size_t> order = chosen;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return acc[a] > acc[b]; });
+    const std::string trial_dir = out + ".trial";
+    auto average_of = [&](const std::vector<size_t>& which, const std::string& dir) -> Result<double> {
+      std::vector<train::AverageInput> in;
+      for (size_t i : which) in.push_back(inputs[i]);
+      HERD_RETURN_IF_ERROR(train::AverageCheckpoints(in, dir, ao).status());
+      HERD_ASSIGN_OR_RETURN(auto a, PairAccuracy(dir, sel));
+      return a.first;
+    };
+    chosen = {order[0]};
+    double best = acc[order[0]];
+    json trials = json::array();
+    for (size_t k = 1; k < order.size(); ++k) {
+      std::vector<size_t> cand = chosen;
+      cand.push_back(order[k]);
+      HERD_ASSIGN_OR_RETURN(double a, average_of(cand, trial_dir));
+      const bool keep = a >= best;
+      trials.push_back({{"add", order[k]}, {"accuracy", a}, {"kept", keep}});
+      if (keep) {
+        chosen = cand;
+        best = a;
+      }
+      ctx.Report({{"step", n + static_cast<int64_t>(k)}, {"total_steps", 2 * n}, {"stage", "average"}});
+      if (ctx.ShouldStop()) return Status::Aborted("stopped");
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(trial_dir, ec);
+    std::sort(chosen.begin(), chosen.end());
+    selection = {{"method", "greedy"},    {"metric", "pair_accuracy"}, {"pairs", pairs},
+                 {"input_accuracy", acc}, {"trials", trials},          {"chosen", chosen},
+                 {"accuracy", best}};
+  }
+  std::vector<train::AverageInput> used;
+  for (size_t i : chosen) used.push_back(inputs[i]);
+  HERD_ASSIGN_OR_RETURN(train::AverageReport rep, train::AverageCheckpoints(used, out, ao));
+  // The weights as applied, one per input (0 for one left out).
+  std::vector<double> weights(inputs.size(), 0.0);
+  for (size_t k = 0; k < chosen.size(); ++k) weights[chosen[k]] = rep.weights[k];
   HERD_ASSIGN_OR_RETURN(json ck, DescribeCheckpoint(out));
-  return json{{"checkpoint", ck},
-              {"metrics", {{"inputs", inputs.size()}, {"tensors", rep.tensors}, {"parameters", rep.parameters}}}};
+  json metrics = {{"inputs", inputs.size()}, {"tensors", rep.tensors}, {"parameters", rep.parameters}};
+  if (greedy) metrics["selection"] = selection;
+  return json{{"checkpoint", ck}, {"weights", weights}, {"metrics", metrics}};
 }
 
 }  // namespace

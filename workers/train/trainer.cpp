@@ -414,18 +414,17 @@ Status Trainer::Run(const ProgressFn& progress) {
   return Status::Ok();
 }
 
-Result<Metrics> Trainer::Evaluate() {
-  if (!eval_) return Status::FailedPrecondition("trainer: no eval set");
+Result<Metrics> EvaluateObjective(model::LlamaModel& m, Objective& obj, int64_t B, int64_t T) {
   Metrics sum;
   double weight = 0;
   int64_t cursor = 0;
-  while (cursor < eval_->size()) {
-    HERD_ASSIGN_OR_RETURN(int64_t n, eval_->Pack(cursor, opts_.batch_rows, opts_.seq_len));
-    if (n <= 0) return Status::Internal("trainer: eval packing made no progress");
+  while (cursor < obj.size()) {
+    HERD_ASSIGN_OR_RETURN(int64_t n, obj.Pack(cursor, B, T));
+    if (n <= 0) return Status::Internal("evaluate: packing made no progress");
     cursor += n;
-    if (!eval_->HasLoss()) continue;
-    HERD_RETURN_IF_ERROR(model_->Forward(eval_->batch()));
-    HERD_ASSIGN_OR_RETURN(BatchResult br, eval_->LossAndBackward(*model_, /*backward=*/false));
+    if (!obj.HasLoss()) continue;
+    HERD_RETURN_IF_ERROR(m.Forward(obj.batch()));
+    HERD_ASSIGN_OR_RETURN(BatchResult br, obj.LossAndBackward(m, /*backward=*/false));
     for (int k = 0; k < br.metrics.count; ++k) {
       const auto& e = br.metrics.entries[k];
       sum.Set(e.name, sum.Get(e.name) + e.value * br.weight);
@@ -436,8 +435,13 @@ Result<Metrics> Trainer::Evaluate() {
   for (int k = 0; k < sum.count; ++k) {
     out.Set(sum.entries[k].name, weight > 0 ? sum.entries[k].value / weight : 0.0);
   }
-  out.Set("examples", weight);  // tokens (SFT) or pairs (RM, DPO) evaluated
+  out.Set("examples", weight);
   return out;
+}
+
+Result<Metrics> Trainer::Evaluate() {
+  if (!eval_) return Status::FailedPrecondition("trainer: no eval set");
+  return EvaluateObjective(*model_, *eval_, opts_.batch_rows, opts_.seq_len);
 }
 
 Status Trainer::SaveState(const std::string& dir) {

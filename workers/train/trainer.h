@@ -122,6 +122,12 @@ struct Progress {
   bool is_eval = false;     // metrics are an evaluation over the eval set
   Metrics metrics;
 };
+// Forward-only pass of a model over every example of an objective, packed
+// B rows of T: weighted means of the batch metrics, plus "examples" (the
+// total weight: tokens for SFT, pairs for RM and DPO). Trainer::Evaluate and
+// the greedy averaging of checkpoints (train_handlers.cpp) both use it.
+Result<Metrics> EvaluateObjective(model::LlamaModel& m, Objective& obj, int64_t B, int64_t T);
+
 // Return false to stop training (cancellation); Run then returns Aborted.
 using ProgressFn = std::function<bool(const Progress&)>;
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -96,6 +97,59 @@ TEST_F(TrainHandlersTest, DpoRaisesRewardAccuracyAndAverageMixes) {
   auto r = worker_.RunLocal("average", {{"inputs", {a, b}}, {"weights", {0.5, 0.5}}, {"out", avg}});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(LoadModel(avg, 1, 16).ok());
+}
+
+// Greedy averaging: a variant that would make the average worse on the
+// selection pairs is left out; an equally good one is kept.
+TEST_F(TrainHandlersTest, GreedyAverageLeavesOutAVariantThatHurts) {
+  std::string good = (dir_ / "rm-good").string(), bad = (dir_ / "rm-bad").string(),
+              twin = (dir_ / "rm-twin").string();
+  auto r = worker_.RunLocal("train_rm", {{"base", Base()}, {"dataset", Pairs()}, {"out", good},
+                                         {"hparams", Hparams(30)}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  // "bad" ranks every pair backwards (its score head negated); "twin" is a
+  // copy of "good".
+  for (const auto& [dir, sign] : {std::pair{bad, -1.0f}, std::pair{twin, 1.0f}}) {
+    auto m = LoadModel(good, 1, 16);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    for (auto& v : (*m)->ParamViews()) {
+      if (v.name == "score.weight") {
+        for (int64_t i = 0; i < v.numel(); ++i) v.data[i] *= sign;
+      }
+    }
+    ASSERT_TRUE(SaveModel(**m, dir).ok());
+  }
+  json select = {{"dataset", Pairs()}, {"batch_rows", 2}, {"seq_len", 64}};
+  std::string out = (dir_ / "soup").string();
+  r = worker_.RunLocal("average", {{"inputs", {bad, good}}, {"weights", {0.5, 0.5}}, {"out", out}, {"select", select}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const json& sel = (*r)["metrics"]["selection"];
+  EXPECT_EQ(sel["input_accuracy"], json({0.0, 1.0})) << r->dump();
+  EXPECT_EQ(sel["pairs"], 2);  // the slightly_better pair is not a training strength
+  EXPECT_EQ(sel["chosen"], json({1})) << r->dump();
+  EXPECT_EQ(sel["trials"][0]["kept"], false);
+  // The uniform average zeroes the score head: every pair a tie, none right.
+  EXPECT_DOUBLE_EQ(sel["trials"][0]["accuracy"].get<double>(), 0.0);
+  EXPECT_EQ((*r)["weights"], json({0.0, 1.0}));
+  EXPECT_FALSE(fs::exists(out + ".trial"));
+  // The output is the good model, bit for bit.
+  auto a = LoadModel(out, 1, 16), g = LoadModel(good, 1, 16);
+  ASSERT_TRUE(a.ok() && g.ok());
+  auto av = (*a)->ParamViews(), gv = (*g)->ParamViews();
+  ASSERT_EQ(av.size(), gv.size());
+  for (size_t t = 0; t < av.size(); ++t) {
+    ASSERT_EQ(0, std::memcmp(av[t].data, gv[t].data, sizeof(float) * av[t].numel())) << av[t].name;
+  }
+
+  r = worker_.RunLocal("average", {{"inputs", {good, twin}}, {"out", out}, {"select", select}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)["metrics"]["selection"]["chosen"], json({0, 1})) << r->dump();
+  EXPECT_EQ((*r)["weights"], json({0.5, 0.5}));
+
+  // Selection needs reward models.
+  r = worker_.RunLocal("average", {{"inputs", {Base(), Base()}}, {"out", out}, {"select", select}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("is not a reward model"), std::string::npos) << r.status().message();
 }
 
 TEST_F(TrainHandlersTest, BadSpecsNameTheField) {
