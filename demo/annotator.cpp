@@ -46,7 +46,12 @@ int SimulatedAnnotator::AnswerPending(api::HttpClient& c, const std::string& run
                            : gap >= 3              ? "better"
                            : gap >= 1              ? "slightly_better"
                                                    : "marginally_better";
-    if (u(rng_) < o_.disagree_rate) pick_a = !pick_a;  // humans disagree with themselves
+    // Humans disagree with themselves, more on close calls.
+    const double flip = o_.disagree_rate * (strength == "significantly_better" ? 0.25
+                                            : strength == "better"             ? 0.5
+                                                                               : 1.0);
+    const bool flipped = u(rng_) < flip;
+    if (flipped) pick_a = !pick_a;
     json body = {{"choice", pick_a ? "a" : "b"}, {"strength", strength}, {"annotator", o_.name}};
     double chosen_score = pick_a ? sa : sb;
     if (want && chosen_score < 1 && u(rng_) < o_.edit_rate) body["edited"] = *want;
@@ -55,6 +60,9 @@ int SimulatedAnnotator::AnswerPending(api::HttpClient& c, const std::string& run
     if (r.ok() && r->status == 200) {
       ++n;
       ++answered_;
+      auto& [answered, flips] = by_strength_[strength];
+      ++answered;
+      flips += flipped;
     }
   }
   return n;

@@ -234,12 +234,30 @@ int main(int argc, char** argv) {
   json report = herd::demo::BuildReport((*rounds_json)["rounds"]);
   report["run"] = id;
   report["annotations_answered"] = annotator.answered();
+  json labels = json::object();
+  for (const auto& [strength, counts] : annotator.by_strength()) {
+    labels[strength] = {{"answered", counts.first}, {"flipped", counts.second}};
+  }
+  report["annotator_self_disagreement"] = labels;
   report["wall_s"] = {{"pretrain", pretrain_s}, {"total", Since(t0)}};
   std::ofstream(data + "/report.json") << report.dump(2) << "\n";
   std::ofstream(data + "/report.html") << herd::demo::RenderHtml(report);
   std::printf("\n%s\n", herd::demo::FormatTable(report).c_str());
   std::printf("total %.1f s (base pre-training %.1f s); %lld annotations answered\n", Since(t0), pretrain_s,
               (long long)annotator.answered());
+  // The labels the RM is scored against are the annotator's, flips
+  // included: this bounds the held-out accuracy any RM can reach.
+  int64_t answered = 0, flipped = 0;
+  for (const char* s : {"significantly_better", "better"}) {
+    if (!annotator.by_strength().count(s)) continue;
+    answered += annotator.by_strength().at(s).first;
+    flipped += annotator.by_strength().at(s).second;
+  }
+  if (answered > 0) {
+    std::printf("annotator self-disagreement on significantly_better/better answers: %.1f%% (%lld of %lld), so "
+                "an RM agrees with at most ~%.1f%% of held-out labels\n",
+                100.0 * flipped / answered, (long long)flipped, (long long)answered, 100.0 * (1.0 - double(flipped) / answered));
+  }
   std::printf("report: %s/report.json\n        %s/report.html\n", data.c_str(), data.c_str());
   kill(herdd, SIGTERM);
   waitpid(herdd, nullptr, 0);

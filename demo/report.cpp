@@ -1,7 +1,9 @@
 #include "demo/report.h"
 
 #include <cstdio>
+#include <algorithm>
 #include <sstream>
+#include <vector>
 
 namespace herd::demo {
 
@@ -35,6 +37,14 @@ json BuildReport(const json& rounds) {
                 {"win_rate_vs_previous", Get(m, "eval", "win_rate_vs_previous")},
                 {"dpo_reward_accuracy", Get(m, "dpo", "reward_accuracy")},
                 {"dpo_margin", Get(m, "dpo", "margin")}};
+    row["rm_heldout_pairs"] = Get(m, "eval", "rm_heldout_pairs");
+    // Greedy averaging of the RM variants: how many joined the average.
+    if (m.contains("rm") && m["rm"].contains("averaged")) {
+      const json& a = m["rm"]["averaged"];
+      row["rm_variants"] = a.value("inputs", 0);
+      row["rm_variants_averaged"] =
+          a.contains("selection") ? a["selection"]["chosen"].size() : a.value("inputs", size_t{0});
+    }
     json wall = json::object();
     for (const char* s : {"collect", "rm", "rejection_sampling", "sft", "dpo", "eval"}) wall[s] = Get(m, s, "wall_s");
     row["wall_s"] = wall;
@@ -45,24 +55,41 @@ json BuildReport(const json& rounds) {
 }
 
 std::string FormatTable(const json& rep) {
-  std::ostringstream o;
-  o << "round | RM held-out acc | best-of-K RM | random RM | acc greedy | acc sampled | win vs prev | "
-       "DPO reward acc | DPO margin | wall s (collect/rm/rs/sft/dpo/eval)\n";
-  o << "base  |                 |              |           | " << Cell(rep.value("base_accuracy_greedy", NAN))
-    << "      |\n";
+  // Columns padded to their widest cell.
+  const std::vector<std::string> head = {"round", "RM held-out acc (pairs)", "RM avg of", "best-of-K RM",
+                                         "random RM", "acc greedy", "acc sampled", "win vs prev",
+                                         "DPO reward acc", "DPO margin", "wall s (collect/rm/rs/sft/dpo/eval)"};
+  std::vector<std::vector<std::string>> rows = {head};
+  std::vector<std::string> base(head.size());
+  base[0] = "base";
+  base[5] = Cell(rep.value("base_accuracy_greedy", NAN));
+  rows.push_back(base);
   for (const auto& r : rep["rounds"]) {
-    auto g = [&](const char* k) { return r[k].is_number() ? r[k].get<double>() : NAN; };
-    o << r["round"].get<int>() << "     | " << Cell(g("rm_heldout_accuracy")) << "           | "
-      << Cell(g("best_of_k_rm_score")) << "       | " << Cell(g("random_rm_score")) << "    | "
-      << Cell(g("accuracy_greedy")) << "      | " << Cell(g("accuracy_sampled")) << "       | "
-      << Cell(g("win_rate_vs_previous")) << "       | " << Cell(g("dpo_reward_accuracy")) << "          | "
-      << Cell(g("dpo_margin")) << "      | ";
-    bool first = true;
+    auto g = [&](const char* k) { return r.contains(k) && r[k].is_number() ? r[k].get<double>() : NAN; };
+    std::string wall;
     for (const char* s : {"collect", "rm", "rejection_sampling", "sft", "dpo", "eval"}) {
-      o << (first ? "" : "/") << Cell(r["wall_s"][s].is_number() ? r["wall_s"][s].get<double>() : NAN, "%.1f");
-      first = false;
+      wall += (wall.empty() ? "" : "/") + Cell(r["wall_s"][s].is_number() ? r["wall_s"][s].get<double>() : NAN, "%.1f");
     }
-    o << "\n";
+    std::string avg_of = "-";
+    if (r.contains("rm_variants")) {
+      avg_of = std::to_string(r["rm_variants_averaged"].get<int>()) + " of " + std::to_string(r["rm_variants"].get<int>());
+    }
+    rows.push_back({std::to_string(r["round"].get<int>()),
+                    Cell(g("rm_heldout_accuracy")) + " (" + Cell(g("rm_heldout_pairs"), "%.0f") + ")", avg_of,
+                    Cell(g("best_of_k_rm_score")), Cell(g("random_rm_score")), Cell(g("accuracy_greedy")),
+                    Cell(g("accuracy_sampled")), Cell(g("win_rate_vs_previous")), Cell(g("dpo_reward_accuracy")),
+                    Cell(g("dpo_margin")), wall});
+  }
+  std::vector<size_t> width(head.size(), 0);
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::ostringstream o;
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) {
+      o << row[c] << std::string(c + 1 < row.size() ? width[c] - row[c].size() : 0, ' ')
+        << (c + 1 < row.size() ? " | " : "\n");
+    }
   }
   return o.str();
 }

@@ -3,8 +3,10 @@
 // trainer loop, checkpoints back as HF directories.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
 
 #include "workers/model/checkpoint.h"
 #include "workers/runtime/handlers.h"
@@ -42,10 +44,16 @@ Result<train::TrainerOptions> TrainerOptionsFrom(const json& spec) {
   return o;
 }
 
-// Trains, reporting progress as heartbeats; returns the final metrics.
+// Trains, reporting progress as heartbeats; returns the final metrics:
+// each training metric as its mean over the last tenth of the steps, at
+// most 50 (one step's batch is too few pairs to say much), and the eval
+// metrics at the end.
 Result<json> RunTrainer(TaskContext& ctx, model::LlamaModel& m, train::Objective& obj,
                         train::Objective* eval, const train::TrainerOptions& opts) {
   HERD_ASSIGN_OR_RETURN(auto trainer, train::Trainer::Create(&m, &obj, eval, opts));
+  const int64_t tail_from = opts.steps - std::clamp<int64_t>(opts.steps / 10, 1, 50);
+  std::map<std::string, double> tail_sum;
+  int64_t tail_n = 0;
   json last = json::object();
   double tok_s_sum = 0;
   int64_t tok_s_n = 0;
@@ -61,7 +69,10 @@ Result<json> RunTrainer(TaskContext& ctx, model::LlamaModel& m, train::Objective
       for (int i = 0; i < p.metrics.count; ++i) e[p.metrics.entries[i].name] = p.metrics.entries[i].value;
       last["eval"] = e;
     } else {
-      for (int i = 0; i < p.metrics.count; ++i) last[p.metrics.entries[i].name] = p.metrics.entries[i].value;
+      if (p.step > tail_from) {
+        for (int i = 0; i < p.metrics.count; ++i) tail_sum[p.metrics.entries[i].name] += p.metrics.entries[i].value;
+        ++tail_n;
+      }
       tok_s_sum += p.tokens_per_s;
       ++tok_s_n;
       ctx.Report(j);
@@ -69,6 +80,7 @@ Result<json> RunTrainer(TaskContext& ctx, model::LlamaModel& m, train::Objective
     return !ctx.ShouldStop();
   });
   HERD_RETURN_IF_ERROR(s);
+  for (const auto& [k, v] : tail_sum) last[k] = v / static_cast<double>(tail_n);  // tail_n > 0 when tail_sum is not empty
   last["steps"] = trainer->step();
   last["tokens_per_s"] = tok_s_n ? tok_s_sum / static_cast<double>(tok_s_n) : 0.0;
   last["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
