@@ -44,6 +44,7 @@ json BuildReport(const json& rounds) {
       row["rm_variants"] = a.value("inputs", 0);
       row["rm_variants_averaged"] =
           a.contains("selection") ? a["selection"]["chosen"].size() : a.value("inputs", size_t{0});
+      if (a.contains("selection")) row["rm_selection"] = a["selection"];
     }
     json wall = json::object();
     for (const char* s : {"collect", "rm", "rejection_sampling", "sft", "dpo", "eval"}) wall[s] = Get(m, s, "wall_s");
