@@ -73,18 +73,23 @@ class OrchestratorTest : public ::testing::Test {
     return c.dump();
   }
 
-  std::string MakeRun(int rounds, int k, int variants, int prompts) {
-    auto run = orch_->CreateRun(Config(rounds, k, variants));
-    EXPECT_TRUE(run.ok()) << run.status().ToString();
+  // n prompts p0.., every fifth one (p4, p9, ..) in the eval split.
+  static std::vector<stores::Prompt> TestPrompts(int n) {
     std::vector<stores::Prompt> ps;
-    for (int i = 0; i < prompts; ++i) {
+    for (int i = 0; i < n; ++i) {
       stores::Prompt p;
       p.id = "p" + std::to_string(i);
       p.messages = {{"user", "question " + std::to_string(i)}};
       p.split = i % 5 == 4 ? "eval" : "train";
       ps.push_back(p);
     }
-    EXPECT_TRUE(orch_->AddPrompts(run->id, ps).ok());
+    return ps;
+  }
+
+  std::string MakeRun(int rounds, int k, int variants, int prompts) {
+    auto run = orch_->CreateRun(Config(rounds, k, variants));
+    EXPECT_TRUE(run.ok()) << run.status().ToString();
+    EXPECT_TRUE(orch_->AddPrompts(run->id, TestPrompts(prompts)).ok());
     return run->id;
   }
 
@@ -334,14 +339,7 @@ TEST_F(OrchestratorTest, AblationsSkipTheirStages) {
   // Without DPO: the SFT model is the policy; no train_dpo tasks.
   auto run = orch_->CreateRun(Config(2, 2, 1, {{"dpo", {{"enabled", false}}}}));
   ASSERT_TRUE(run.ok()) << run.status().ToString();
-  std::vector<stores::Prompt> ps;
-  for (int i = 0; i < 5; ++i) {
-    stores::Prompt p;
-    p.id = "p" + std::to_string(i);
-    p.messages = {{"user", "q" + std::to_string(i)}};
-    p.split = i == 4 ? "eval" : "train";
-    ps.push_back(p);
-  }
+  const auto ps = TestPrompts(5);
   ASSERT_TRUE(orch_->AddPrompts(run->id, ps).ok());
   ASSERT_TRUE(orch_->StartRun(run->id).ok());
   Work(run->id);
@@ -383,14 +381,7 @@ TEST_F(OrchestratorTest, GreedyRmAveragingAndRepeatedComparisons) {
                                      {{"reward_model", {{"averaging", "greedy"}, {"val_fraction", 0.3}}},
                                       {"annotation", {{"comparisons_per_round", 10}, {"min_answers", 10}}}}));
   ASSERT_TRUE(run.ok()) << run.status().ToString();
-  std::vector<stores::Prompt> ps;
-  for (int i = 0; i < 5; ++i) {
-    stores::Prompt p;
-    p.id = "p" + std::to_string(i);
-    p.messages = {{"user", "q" + std::to_string(i)}};
-    p.split = i == 4 ? "eval" : "train";
-    ps.push_back(p);
-  }
+  const auto ps = TestPrompts(5);
   ASSERT_TRUE(orch_->AddPrompts(run->id, ps).ok());
   ASSERT_TRUE(orch_->StartRun(run->id).ok());
   Work(run->id);
