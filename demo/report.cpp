@@ -87,10 +87,13 @@ std::string FormatTable(const json& rep) {
   }
   std::ostringstream o;
   for (const auto& row : rows) {
+    std::string line;
     for (size_t c = 0; c < row.size(); ++c) {
-      o << row[c] << std::string(c + 1 < row.size() ? width[c] - row[c].size() : 0, ' ')
-        << (c + 1 < row.size() ? " | " : "\n");
+      line += row[c] + std::string(c + 1 < row.size() ? width[c] - row[c].size() : 0, ' ') +
+              (c + 1 < row.size() ? " | " : "");
     }
+    line.erase(line.find_last_not_of(' ') + 1);
+    o << line << "\n";
   }
   return o.str();
 }
