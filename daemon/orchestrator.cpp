@@ -662,6 +662,10 @@ Status Orchestrator::ApplyResult(stores::WriteTxn& txn, const Task& task,
         // The weights as applied (greedy averaging may leave inputs out).
         const json& w = res.contains("weights") ? res["weights"] : spec.at("weights");
         c.averaging_weights = w.get<std::vector<double>>();
+        if (c.averaging_weights.size() != spec.at("inputs").size()) {
+          return BadResult(task, "'weights' must have one entry per input (" +
+                                     std::to_string(spec.at("inputs").size()) + ")");
+        }
       }
       if (res.contains("metrics")) c.metrics_json = res["metrics"].dump();
       c.created_ms = now;

@@ -143,7 +143,16 @@ class OrchestratorTest : public ::testing::Test {
       if (lease.ok() && lease->has_value()) {
         const Task& t = **lease;
         kinds_.push_back(t.stage + ":" + t.kind);
-        auto c = orch_->Complete(t.lease_id, FakeResult(t).dump());
+        json res = FakeResult(t);
+        if (res.contains("weights")) {
+          // Weights that do not match the inputs are refused.
+          json bad = res;
+          bad["weights"] = {1.0};
+          auto b = orch_->Complete(t.lease_id, bad.dump());
+          EXPECT_FALSE(b.ok());
+          EXPECT_NE(b.status().message().find("one entry per input"), std::string::npos) << b.status().message();
+        }
+        auto c = orch_->Complete(t.lease_id, res.dump());
         EXPECT_TRUE(c.ok()) << c.status().ToString();
         ++done;
         continue;
