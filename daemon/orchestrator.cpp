@@ -889,7 +889,13 @@ Status Orchestrator::StartStage(RunCtx& ctx, stores::Round& round, size_t i) {
         HERD_RETURN_IF_ERROR(WriteJsonl(vp, val));
       }
       if (rows.empty()) return FailStage(ctx, round, i, "no preference pairs to train the reward model on");
-      base_id = ctx.base_checkpoint_id;  // the RM starts from the pre-trained checkpoint (§4.1.2)
+      // The RM starts from the pre-trained checkpoint (§4.1.2), or goes on
+      // from the previous round's RM.
+      base_id = ctx.base_checkpoint_id;
+      if (rmc.init == "previous" && r > 1) {
+        HERD_ASSIGN_OR_RETURN(stores::Round prev, store_->GetRound(run, r - 1));
+        base_id = prev.stages[kRm].checkpoint_id;
+      }
       extra = {{"strengths", cfg.reward_model.strengths}, {"margin", cfg.reward_model.margin}};
       datasets = {"rm:r" + std::to_string(r)};
     } else if (i == kSft) {

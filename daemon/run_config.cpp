@@ -260,6 +260,10 @@ Result<RunConfig> ParseRunConfig(const std::string& json_text) {
     s.Bool("margin", &c.reward_model.margin);
     s.Num("held_out_fraction", &c.reward_model.held_out_fraction, 0.0, 0.9);
     s.Num("val_fraction", &c.reward_model.val_fraction, 0.0, 0.9);
+    s.Str("init", &c.reward_model.init);
+    if (s.ok() && c.reward_model.init != "base" && c.reward_model.init != "previous") {
+      s.Fail("reward_model.init", "must be \"base\" or \"previous\"");
+    }
   });
   ReadStage(root, "sft", &c.sft, &err, [](ObjectReader&) {});
   ReadStage(root, "dpo", &c.dpo, &err, [&](ObjectReader& s) {
@@ -343,6 +347,7 @@ std::string RunConfigToJson(const RunConfig& c) {
   j["reward_model"]["margin"] = c.reward_model.margin;
   j["reward_model"]["held_out_fraction"] = c.reward_model.held_out_fraction;
   j["reward_model"]["val_fraction"] = c.reward_model.val_fraction;
+  j["reward_model"]["init"] = c.reward_model.init;
   j["sft"] = StageJson(c.sft);
   j["dpo"] = StageJson(c.dpo);
   j["dpo"]["enabled"] = c.dpo.enabled;

@@ -52,6 +52,10 @@ struct RewardModelConfig : StageConfig {
   // Of pairs kept aside to choose the greedy average; used (and taken from
   // the training pairs) only when averaging is "greedy". Default: 0.1
   double val_fraction = 0.1;
+  // Where each round's RM variants start: "base" (the pre-trained
+  // checkpoint, every round) or "previous" (round r > 1 continues from round
+  // r-1's RM, on all pairs so far). Default: base
+  std::string init = "base";
 };
 
 struct DpoConfig : StageConfig {

@@ -377,6 +377,28 @@ TEST_F(OrchestratorTest, AblationsSkipTheirStages) {
   EXPECT_EQ(r2->stages[3].checkpoint_id, r1b->stages[4].checkpoint_id);  // round 2 "sft" = round 1 dpo
 }
 
+TEST_F(OrchestratorTest, RewardModelCanGoOnFromThePreviousRound) {
+  for (const char* init : {"base", "previous"}) {
+    auto run = orch_->CreateRun(Config(2, 2, 1, {{"reward_model", {{"init", init}}}}));
+    ASSERT_TRUE(run.ok()) << run.status().ToString();
+    ASSERT_TRUE(orch_->AddPrompts(run->id, TestPrompts(5)).ok());
+    ASSERT_TRUE(orch_->StartRun(run->id).ok());
+    Work(run->id);
+    ASSERT_EQ(orch_->Progress(run->id)->run.state, "succeeded");
+    std::string base;
+    ASSERT_TRUE(store_->ForEachCheckpoint(run->id, [&](const stores::Checkpoint& c) {
+      if (c.stage == "base") base = c.id;
+      return true;
+    }).ok());
+    auto r1 = store_->GetRound(run->id, 1), r2 = store_->GetRound(run->id, 2);
+    ASSERT_TRUE(r1.ok() && r2.ok());
+    auto rm1 = store_->GetCheckpoint(r1->stages[1].checkpoint_id), rm2 = store_->GetCheckpoint(r2->stages[1].checkpoint_id);
+    ASSERT_TRUE(rm1.ok() && rm2.ok());
+    EXPECT_EQ(rm1->parents, std::vector<std::string>({base})) << init;
+    EXPECT_EQ(rm2->parents, std::vector<std::string>({std::string(init) == "previous" ? rm1->id : base})) << init;
+  }
+}
+
 static size_t CountLines(const std::string& path) {
   std::ifstream f(path);
   size_t n = 0;

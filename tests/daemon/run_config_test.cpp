@@ -94,6 +94,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "workers.device: must be \"cpu\" or \"cuda\""},
         BadCase{R"({"name": "r", "base_checkpoint": "/m", "annotation": {"comparisons_per_round": 4, "min_answers": 5}})",
                 "annotation.min_answers: must be <= comparisons_per_round (4)"},
+        BadCase{R"({"name": "r", "base_checkpoint": "/m", "reward_model": {"init": "last"}})",
+                "reward_model.init: must be \"base\" or \"previous\""},
         BadCase{R"({"name": "r", "base_checkpoint": "/m", "reward_model": {"averaging": "best"}})",
                 "reward_model.averaging: must be \"uniform\" or \"greedy\""},
         BadCase{R"({"name": "r", "base_checkpoint": "/m", "dpo": {"averaging": "greedy"}})",
