@@ -310,16 +310,6 @@ Result<std::vector<Message>> ParseHhTranscript(std::string_view text, const std:
   return turns;
 }
 
-std::vector<ImpliedPair> ImpliedPairs(const Annotation& a) {
-  std::vector<ImpliedPair> out;
-  const size_t n = a.responses.size();
-  out.reserve(n * (n - 1) / 2);
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t j = i + 1; j < n; ++j) out.push_back({i, j});
-  }
-  return out;
-}
-
 Result<Annotation> ParseAnnotationLine(std::string_view line, uint64_t line_no,
                                        const IngestOptions& opts) {
   auto parsed = api::ParseJson(line);

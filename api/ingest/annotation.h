@@ -52,16 +52,6 @@ struct Annotation {
   std::string raw;    // the line as received (without '\n')
 };
 
-// One preference implied by an annotation: responses[better] ≻ responses[worse].
-struct ImpliedPair {
-  size_t better = 0;
-  size_t worse = 0;
-  bool operator==(const ImpliedPair&) const = default;
-};
-// Every ordered pair of the ranking, best first: n responses → n(n-1)/2
-// pairs; edited > chosen > rejected → 3 pairs.
-std::vector<ImpliedPair> ImpliedPairs(const Annotation& a);
-
 struct LineError {
   uint64_t line = 0;
   std::string detail;  // names the field: "field 'strength': ..."
