@@ -35,7 +35,7 @@ stores::Task ToStore(const Task& t) {
       json{{"device", t.needs.device}, {"min_memory_bytes", t.needs.min_memory_bytes}}.dump();
   s.priority = t.priority;
   s.queue_seq = t.seq;
-  s.state = static_cast<stores::TaskState>(static_cast<uint8_t>(t.state));
+  s.state = t.state;
   s.attempt = static_cast<uint32_t>(t.attempt);
   s.max_attempts = static_cast<uint32_t>(t.max_attempts);
   s.not_before_ms = t.not_before;
@@ -66,7 +66,7 @@ Task FromStore(const stores::Task& s) {
   }
   t.priority = s.priority;
   t.seq = s.queue_seq;
-  t.state = static_cast<TaskState>(static_cast<uint8_t>(s.state));
+  t.state = s.state;
   t.attempt = static_cast<int32_t>(s.attempt);
   t.max_attempts = static_cast<int32_t>(s.max_attempts);
   t.not_before = s.not_before_ms;

@@ -5,12 +5,14 @@
 #include <string>
 
 #include "daemon/clock.h"
+#include "stores/records.h"
 
 namespace herd::daemon {
 
-enum class TaskState { kQueued, kLeased, kSucceeded, kFailed, kCancelled };
-const char* TaskStateName(TaskState s);  // "queued", "leased", ...
-bool ParseTaskState(const std::string& s, TaskState* out);
+// The store's task states: the scheduler's tasks are persisted as they are.
+using stores::TaskState;
+using stores::TaskStateName;   // "queued", "leased", ...
+using stores::ParseTaskState;
 inline bool IsTerminal(TaskState s) {
   return s == TaskState::kSucceeded || s == TaskState::kFailed || s == TaskState::kCancelled;
 }
