@@ -16,6 +16,7 @@
 
 #include "api/client/client.h"
 #include "api/client/json_client.h"
+#include "tests/testing/temp_dir.h"
 
 namespace herd::testing {
 
@@ -102,26 +103,6 @@ class HerddProcess {
   std::string data_dir_;
   std::string url_;
   pid_t pid_ = -1;
-};
-
-// A fresh directory under the system temp dir, removed at destruction.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag) {
-    path_ = (std::filesystem::temp_directory_path() /
-             ("herd-it-" + tag + "-" + std::to_string(getpid()) + "-" +
-              std::to_string(std::chrono::steady_clock::now().time_since_epoch().count())))
-                .string();
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
 };
 
 }  // namespace herd::testing

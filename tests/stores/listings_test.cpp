@@ -12,13 +12,7 @@
 namespace herd::stores {
 namespace {
 
-std::unique_ptr<Store> OpenAt(const std::string& dir) {
-  StoreOptions o;
-  o.data_dir = dir;
-  auto s = Store::Open(o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? std::move(s).value() : nullptr;
-}
+using testing::OpenAt;
 
 // Pages through a listing with page size 3 and returns the items.
 template <typename T, typename F>

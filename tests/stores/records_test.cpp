@@ -13,13 +13,7 @@ namespace {
 
 using testing::TempDir;
 
-std::unique_ptr<Store> OpenAt(const std::string& dir) {
-  StoreOptions o;
-  o.data_dir = dir;
-  auto s = Store::Open(o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? std::move(s).value() : nullptr;
-}
+using testing::OpenAt;
 
 Run MakeRun() {
   stores::Run r;

@@ -22,12 +22,7 @@ std::string Id(const char* prefix, int i) {
   return s;
 }
 
-std::unique_ptr<Store> OpenAt(const std::string& dir, StoreOptions o = {}) {
-  o.data_dir = dir;
-  auto s = Store::Open(o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? std::move(s).value() : nullptr;
-}
+using testing::OpenAt;
 
 Sample S(const std::string& run, uint32_t round, const std::string& prompt, uint32_t idx) {
   Sample s;

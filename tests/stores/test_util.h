@@ -1,31 +1,24 @@
 #pragma once
-// Shared helpers for the store tests: a fresh temporary data dir per test.
+// Shared helpers for the store tests: a fresh temporary data dir per test,
+// and a store opened on it.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <random>
+#include <memory>
 #include <string>
+
+#include "stores/store.h"
+#include "tests/testing/temp_dir.h"
 
 namespace herd::stores::testing {
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = (std::filesystem::temp_directory_path() /
-             ("herd-store-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd())))
-                .string();
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
+using herd::testing::TempDir;
 
- private:
-  std::string path_;
-};
+// Opens a store on dir (with o's other options); a failure is a test failure.
+inline std::unique_ptr<Store> OpenAt(const std::string& dir, StoreOptions o = {}) {
+  o.data_dir = dir;
+  auto s = Store::Open(o);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? std::move(s).value() : nullptr;
+}
 
 }  // namespace herd::stores::testing
