@@ -326,7 +326,7 @@ const TensorInfo* SafetensorsFile::Find(const std::string& name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-Status SafetensorsFile::ReadF32(const std::string& name, float* out, int64_t n) const {
+Result<const TensorInfo*> SafetensorsFile::FindSized(const std::string& name, int64_t n) const {
   const TensorInfo* t = Find(name);
   if (t == nullptr) return Status::NotFound(path_ + ": tensor " + Quote(name) + " not found");
   if (t->numel() != n) {
@@ -334,6 +334,11 @@ Status SafetensorsFile::ReadF32(const std::string& name, float* out, int64_t n) 
                                    std::to_string(t->numel()) + " elements, caller expects " +
                                    std::to_string(n));
   }
+  return t;
+}
+
+Status SafetensorsFile::ReadF32(const std::string& name, float* out, int64_t n) const {
+  HERD_ASSIGN_OR_RETURN(const TensorInfo* t, FindSized(name, n));
   const std::byte* p = Data(*t);
   const auto count = static_cast<size_t>(n);
   switch (t->dtype) {
@@ -362,13 +367,7 @@ Status SafetensorsFile::ReadF32(const std::string& name, float* out, int64_t n) 
 }
 
 Status SafetensorsFile::ReadI64(const std::string& name, int64_t* out, int64_t n) const {
-  const TensorInfo* t = Find(name);
-  if (t == nullptr) return Status::NotFound(path_ + ": tensor " + Quote(name) + " not found");
-  if (t->numel() != n) {
-    return Status::InvalidArgument(path_ + ": tensor " + Quote(name) + " has " +
-                                   std::to_string(t->numel()) + " elements, caller expects " +
-                                   std::to_string(n));
-  }
+  HERD_ASSIGN_OR_RETURN(const TensorInfo* t, FindSized(name, n));
   const std::byte* p = Data(*t);
   const auto count = static_cast<size_t>(n);
   if (t->dtype == DType::kI64) {

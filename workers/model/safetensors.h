@@ -76,6 +76,9 @@ class SafetensorsFile {
   const std::byte* Data(const TensorInfo& t) const { return data_ + t.begin; }
 
  private:
+  // The tensor `name`, which must have n elements (NotFound / InvalidArgument
+  // naming the file and the tensor otherwise).
+  Result<const TensorInfo*> FindSized(const std::string& name, int64_t n) const;
   SafetensorsFile() = default;
   void Unmap();
 
