@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "workers/model/checkpoint.h"
 #include "workers/runtime/handlers.h"
@@ -270,8 +271,10 @@ Result<json> Average(TaskContext& ctx) {
   const int64_t n = static_cast<int64_t>(inputs.size());
   ctx.Report({{"step", 0}, {"total_steps", greedy ? 2 * n : 1}, {"stage", "average"}});
   json selection;
+  // The inputs in the output, in the order of rep.weights.
   std::vector<size_t> chosen(inputs.size());
   for (size_t i = 0; i < chosen.size(); ++i) chosen[i] = i;
+  std::optional<train::AverageReport> written;  // set once out holds the average of `chosen`
   if (greedy) {
     HERD_ASSIGN_OR_RETURN(Selection sel, ReadSelection(spec["select"]));
     std::vector<double> acc(inputs.size());
@@ -285,40 +288,47 @@ Result<json> Average(TaskContext& ctx) {
     }
     std::vector<size_t> order = chosen;
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return acc[a] > acc[b]; });
+    // Each candidate is averaged into trial_dir; a kept one becomes out, so
+    // the final average is never computed twice.
     const std::string trial_dir = out + ".trial";
-    auto average_of = [&](const std::vector<size_t>& which, const std::string& dir) -> Result<double> {
-      std::vector<train::AverageInput> in;
-      for (size_t i : which) in.push_back(inputs[i]);
-      HERD_RETURN_IF_ERROR(train::AverageCheckpoints(in, dir, ao).status());
-      HERD_ASSIGN_OR_RETURN(auto a, PairAccuracy(dir, sel));
-      return a.first;
-    };
     chosen = {order[0]};
     double best = acc[order[0]];
     json trials = json::array();
     for (size_t k = 1; k < order.size(); ++k) {
       std::vector<size_t> cand = chosen;
       cand.push_back(order[k]);
-      HERD_ASSIGN_OR_RETURN(double a, average_of(cand, trial_dir));
-      const bool keep = a >= best;
-      trials.push_back({{"add", order[k]}, {"accuracy", a}, {"kept", keep}});
+      std::vector<train::AverageInput> in;
+      for (size_t i : cand) in.push_back(inputs[i]);
+      HERD_ASSIGN_OR_RETURN(train::AverageReport rep, train::AverageCheckpoints(in, trial_dir, ao));
+      HERD_ASSIGN_OR_RETURN(auto a, PairAccuracy(trial_dir, sel));
+      const bool keep = a.first >= best;
+      trials.push_back({{"add", order[k]}, {"accuracy", a.first}, {"kept", keep}});
       if (keep) {
+        std::error_code ec;
+        std::filesystem::remove_all(out, ec);
+        std::filesystem::rename(trial_dir, out, ec);
+        if (ec) return Status::Internal("average: moving " + trial_dir + " to " + out + ": " + ec.message());
         chosen = cand;
-        best = a;
+        best = a.first;
+        written = rep;
       }
       ctx.Report({{"step", n + static_cast<int64_t>(k)}, {"total_steps", 2 * n}, {"stage", "average"}});
       if (ctx.ShouldStop()) return Status::Aborted("stopped");
     }
     std::error_code ec;
     std::filesystem::remove_all(trial_dir, ec);
-    std::sort(chosen.begin(), chosen.end());
+    std::vector<size_t> sorted = chosen;
+    std::sort(sorted.begin(), sorted.end());
     selection = {{"method", "greedy"},    {"metric", "pair_accuracy"}, {"pairs", pairs},
-                 {"input_accuracy", acc}, {"trials", trials},          {"chosen", chosen},
+                 {"input_accuracy", acc}, {"trials", trials},          {"chosen", sorted},
                  {"accuracy", best}};
   }
-  std::vector<train::AverageInput> used;
-  for (size_t i : chosen) used.push_back(inputs[i]);
-  HERD_ASSIGN_OR_RETURN(train::AverageReport rep, train::AverageCheckpoints(used, out, ao));
+  if (!written) {
+    std::vector<train::AverageInput> used;
+    for (size_t i : chosen) used.push_back(inputs[i]);
+    HERD_ASSIGN_OR_RETURN(written, train::AverageCheckpoints(used, out, ao));
+  }
+  const train::AverageReport& rep = *written;
   // The weights as applied, one per input (0 for one left out).
   std::vector<double> weights(inputs.size(), 0.0);
   for (size_t k = 0; k < chosen.size(); ++k) weights[chosen[k]] = rep.weights[k];
