@@ -12,6 +12,7 @@
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
 #include "workers/generate/invariant_linear.h"
+#include "workers/model/llama.h"
 
 namespace herd::generate {
 namespace {
@@ -91,17 +92,7 @@ Result<PagedLlama> PagedLlama::Create(const model::LlamaConfig& config,
   HERD_RETURN_IF_ERROR(err);
 
   // inv_freq (hd/2) with HF's llama3 rescaling, as the training engine does.
-  m.inv_freq_.resize(static_cast<size_t>(c.head_dim / 2));
-  kernels::cpu::Llama3RopeScaling sc;
-  if (c.rope_scaling) {
-    sc.factor = c.rope_scaling->factor;
-    sc.low_freq_factor = c.rope_scaling->low_freq_factor;
-    sc.high_freq_factor = c.rope_scaling->high_freq_factor;
-    sc.original_max_position_embeddings =
-        static_cast<double>(c.rope_scaling->original_max_position_embeddings);
-  }
-  kernels::cpu::RopeInvFreq(m.inv_freq_.data(), c.head_dim, static_cast<double>(c.rope_theta),
-                            c.rope_scaling ? &sc : nullptr);
+  m.inv_freq_ = model::RopeInverseFrequencies(c);
   return m;
 }
 

@@ -141,14 +141,8 @@ LlamaModel::LlamaModel(ParamLayout layout, int64_t max_batch, int64_t max_seq)
 
 LlamaModel::~LlamaModel() = default;
 
-Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config, int64_t max_batch,
-                                                       int64_t max_seq, int threads) {
-  if (max_batch <= 0) return Status::InvalidArgument("LlamaModel: max_batch must be positive");
-  if (max_seq <= 0) return Status::InvalidArgument("LlamaModel: max_seq must be positive");
-  HERD_ASSIGN_OR_RETURN(ParamLayout layout, ParamLayout::Create(config));
-  std::unique_ptr<LlamaModel> m(new LlamaModel(std::move(layout), max_batch, max_seq));
-  const LlamaConfig& c = m->config();
-  m->inv_freq_.resize(static_cast<size_t>(c.head_dim / 2));
+std::vector<double> RopeInverseFrequencies(const LlamaConfig& c) {
+  std::vector<double> inv_freq(static_cast<size_t>(c.head_dim / 2));
   k::Llama3RopeScaling s;
   if (c.rope_scaling) {
     s.factor = c.rope_scaling->factor;
@@ -157,7 +151,18 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config
     s.original_max_position_embeddings =
         static_cast<double>(c.rope_scaling->original_max_position_embeddings);
   }
-  k::RopeInvFreq(m->inv_freq_.data(), c.head_dim, c.rope_theta, c.rope_scaling ? &s : nullptr);
+  k::RopeInvFreq(inv_freq.data(), c.head_dim, c.rope_theta, c.rope_scaling ? &s : nullptr);
+  return inv_freq;
+}
+
+Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config, int64_t max_batch,
+                                                       int64_t max_seq, int threads) {
+  if (max_batch <= 0) return Status::InvalidArgument("LlamaModel: max_batch must be positive");
+  if (max_seq <= 0) return Status::InvalidArgument("LlamaModel: max_seq must be positive");
+  HERD_ASSIGN_OR_RETURN(ParamLayout layout, ParamLayout::Create(config));
+  std::unique_ptr<LlamaModel> m(new LlamaModel(std::move(layout), max_batch, max_seq));
+  const LlamaConfig& c = m->config();
+  m->inv_freq_ = RopeInverseFrequencies(c);
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   m->pool_ = std::make_unique<k::ThreadPool>(threads);
   try {

@@ -55,6 +55,11 @@ void LayerOutForward(const LayerTensors& w, const LayerDims& dims, int64_t n, co
                      const float* att, float* x_mid, float* ln2, float* rstd2, float* gu, float* h,
                      float* out, kernels::cpu::ThreadPool* pool = nullptr);
 
+// RoPE inverse frequencies (head_dim/2) for c, with HF's llama3 rescaling
+// when c.rope_scaling is set; angles in float64 (kernels/cpu/rope.h). The
+// training engine and the paged generator both take theirs from here.
+std::vector<double> RopeInverseFrequencies(const LlamaConfig& c);
+
 class LlamaModel {
  public:
   // Activations for up to max_batch rows of max_seq tokens. threads: the
