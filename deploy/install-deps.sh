@@ -13,6 +13,7 @@ PACKAGES=(
   libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus                  # promtool + the server for the scrape test
+  prometheus-cpp-dev          # 1.0.1: the metrics registry and text serializer (core library)
   python3
 )
 
