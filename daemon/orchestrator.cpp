@@ -5,21 +5,19 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <map>
 #include <set>
 
 #include "stores/artifacts.h"
 #include "common/sha256.h"
 #include "stores/store.h"
+#include "tasks/common.h"
+#include "tasks/protocol.h"
 
 namespace herd::daemon {
 namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-enum StageIndex : size_t { kCollect = 0, kRm, kRs, kSft, kDpo, kEval };
 
 // ---- daemon task <-> stored task --------------------------------------------
 
@@ -31,8 +29,7 @@ stores::Task ToStore(const Task& t) {
   s.stage = t.stage;
   s.kind = t.kind;
   s.spec_json = t.spec;
-  s.requirements_json =
-      json{{"device", t.needs.device}, {"min_memory_bytes", t.needs.min_memory_bytes}}.dump();
+  s.requirements_json = tasks::Encode(t.needs);
   s.priority = t.priority;
   s.queue_seq = t.seq;
   s.state = t.state;
@@ -59,11 +56,7 @@ Task FromStore(const stores::Task& s) {
   t.stage = s.stage;
   t.kind = s.kind;
   t.spec = s.spec_json;
-  json req = json::parse(s.requirements_json.empty() ? "{}" : s.requirements_json, nullptr, false);
-  if (req.is_object()) {
-    t.needs.device = req.value("device", std::string("cpu"));
-    t.needs.min_memory_bytes = req.value("min_memory_bytes", int64_t{0});
-  }
+  t.needs = tasks::DecodeRequirements(s.requirements_json);
   t.priority = s.priority;
   t.seq = s.queue_seq;
   t.state = s.state;
@@ -81,42 +74,6 @@ Task FromStore(const stores::Task& s) {
   return t;
 }
 
-// A stable 64-bit hash for deterministic selection and held-out splits.
-uint64_t Hash64(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return h;
-}
-
-json MessagesJson(const std::vector<stores::Message>& ms) {
-  json a = json::array();
-  for (const auto& m : ms) a.push_back({{"role", m.role}, {"content", m.content}});
-  return a;
-}
-
-json HparamsJson(const TrainHparams& h) {
-  return {{"lr", h.lr},           {"min_lr_ratio", h.min_lr_ratio}, {"warmup_steps", h.warmup_steps},
-          {"steps", h.steps},     {"batch_rows", h.batch_rows},     {"seq_len", h.seq_len},
-          {"weight_decay", h.weight_decay}, {"grad_clip", h.grad_clip}, {"seed", h.seed},
-          {"schedule", h.schedule}};
-}
-
-const StageConfig& StageCfg(const RunConfig& c, size_t stage) {
-  if (stage == kRm) return c.reward_model;
-  if (stage == kSft) return c.sft;
-  return c.dpo;
-}
-
-const char* TrainKind(size_t stage) {
-  return stage == kRm ? "train_rm" : stage == kSft ? "train_sft" : "train_dpo";
-}
-
 stores::Round NewRound(const std::string& run, uint32_t r, Millis now) {
   stores::Round round;
   round.run_id = run;
@@ -130,21 +87,6 @@ stores::Round NewRound(const std::string& run, uint32_t r, Millis now) {
   }
   round.created_ms = round.updated_ms = now;
   return round;
-}
-
-Status WriteJsonl(const std::string& path, const std::vector<json>& rows) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return Status::IoError("cannot write " + tmp);
-    for (const auto& r : rows) f << r.dump() << '\n';
-    if (!f) return Status::IoError("write failed: " + tmp);
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Status::IoError("rename " + tmp + ": " + ec.message());
-  return Status::Ok();
 }
 
 Status ForEachRun(stores::Store* store, const std::function<void(const stores::Run&)>& fn) {
@@ -230,7 +172,7 @@ CommitFn Orchestrator::TaskCommit(const TxnFill& extra) {
       // A task that just succeeded brings its result's records along.
       if (c.after.state == TaskState::kSucceeded &&
           (!c.before || c.before->state != TaskState::kSucceeded)) {
-        HERD_RETURN_IF_ERROR(ApplyResult(txn, c.after, c.after.result));
+        HERD_RETURN_IF_ERROR(ApplyResult(txn, c.after));
       }
     }
     if (extra) HERD_RETURN_IF_ERROR(extra(txn));
@@ -432,7 +374,7 @@ Result<IngestCounts> Orchestrator::AddAnnotations(const std::string& run_id,
     }
     txn.PutAnnotation(a);
     for (const auto& p : ImpliedPairs(a)) txn.PutPair(p);
-    txn.AddCounter("answers/" + run_id + "/" + std::to_string(round), 1);
+    txn.AddCounter(stages::CounterKey("answers", run_id, round), 1);
     ++c.accepted;
   }
   if (c.accepted) {
@@ -486,7 +428,7 @@ Status Orchestrator::AnswerRequest(const std::string& run_id, const std::string&
   txn.PutAnnotation(a);
   for (const auto& p : ImpliedPairs(a)) txn.PutPair(p);
   txn.PutAnnotationRequest(req);
-  txn.AddCounter("answers/" + run_id + "/" + std::to_string(req.round), 1);
+  txn.AddCounter(stages::CounterKey("answers", run_id, req.round), 1);
   HERD_RETURN_IF_ERROR(store_->Commit(txn));
   Kick();
   return Status::Ok();
@@ -495,6 +437,8 @@ Status Orchestrator::AnswerRequest(const std::string& run_id, const std::string&
 // ---- worker protocol -----------------------------------------------------------
 
 Result<WorkerInfo> Orchestrator::RegisterWorker(WorkerInfo w) {
+  // A worker that reads specs differently must not take tasks.
+  HERD_RETURN_IF_ERROR(tasks::CheckProtocol(w.protocol, "worker"));
   HERD_ASSIGN_OR_RETURN(w.id, store_->NewId("worker"));
   w.registered_ms = w.last_seen_ms = clock_->NowMs();
   stores::Worker sw;
@@ -560,174 +504,13 @@ Status Orchestrator::Fail(const std::string& lease_id, const std::string& error,
 
 // ---- results → records ----------------------------------------------------------
 
-namespace {
-
-Status BadResult(const Task& t, const std::string& what) {
-  return Status::InvalidArgument("result of " + t.kind + " task " + t.id + ": " + what);
-}
-
-}  // namespace
-
-Status Orchestrator::ApplyResult(stores::WriteTxn& txn, const Task& task,
-                                 const std::string& result_json) {
-  json res = json::parse(result_json, nullptr, false);
-  json spec = json::parse(task.spec, nullptr, false);
-  if (!res.is_object()) return BadResult(task, "not a JSON object");
-  const Millis now = clock_->NowMs();
-  try {
-    if (task.kind == "generate") {
-      if (!res.contains("responses") || !res["responses"].is_array()) {
-        return BadResult(task, "'responses' must be an array");
-      }
-      std::map<std::string, json> prompts;
-      for (const auto& p : spec["prompts"]) prompts[p["id"].get<std::string>()] = p;
-      int64_t created = 0;
-      for (const auto& r : res["responses"]) {
-        std::string pid = r.at("prompt_id").get<std::string>();
-        auto pit = prompts.find(pid);
-        if (pit == prompts.end()) return BadResult(task, "unknown prompt_id '" + pid + "'");
-        std::string a = r.at("a").get<std::string>(), b = r.at("b").get<std::string>();
-        if (a == b) continue;  // nothing to compare
-        stores::AnnotationRequest q;
-        q.run_id = task.run;
-        HERD_ASSIGN_OR_RETURN(q.id, store_->NewId("req"));
-        q.round = static_cast<uint32_t>(task.round);
-        q.prompt_id = pid;
-        for (const auto& m : pit->second["messages"]) {
-          q.prompt.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
-        }
-        // Show the two models in a seeded order, so position says nothing.
-        bool swap = Hash64(task.run + pid + std::to_string(task.round)) & 1;
-        q.response_a = swap ? b : a;
-        q.response_b = swap ? a : b;
-        q.checkpoint_a = spec["policy_ids"][swap ? 1 : 0].get<std::string>();
-        q.checkpoint_b = spec["policy_ids"][swap ? 0 : 1].get<std::string>();
-        q.state = "pending";
-        q.created_ms = now;
-        txn.PutAnnotationRequest(q);
-        ++created;
-      }
-      txn.AddCounter("requests/" + task.run + "/" + std::to_string(task.round), created);
-    } else if (task.kind == "rejection_sample") {
-      if (!res.contains("samples") || !res["samples"].is_array()) {
-        return BadResult(task, "'samples' must be an array");
-      }
-      std::map<std::string, std::pair<double, size_t>> best;  // prompt -> (score, index)
-      std::vector<stores::Sample> samples;
-      for (const auto& s : res["samples"]) {
-        stores::Sample x;
-        x.run_id = task.run;
-        x.round = static_cast<uint32_t>(task.round);
-        x.prompt_id = s.at("prompt_id").get<std::string>();
-        x.idx = s.at("idx").get<uint32_t>();
-        x.tokens = s.at("tokens").get<std::vector<int32_t>>();
-        x.text = s.at("text").get<std::string>();
-        x.logprob = s.value("logprob", 0.0);
-        if (s.contains("rm_score") && s["rm_score"].is_number()) x.rm_score = s["rm_score"].get<double>();
-        x.policy_checkpoint_id = spec.value("policy_id", "");
-        x.rm_checkpoint_id = spec.value("rm_id", "");
-        x.temperature = spec.value("temperature", 1.0f);
-        x.seed = s.value("seed", uint64_t{0});
-        x.task_id = task.id;
-        x.created_ms = now;
-        double score = x.rm_score.value_or(-1e300);
-        auto it = best.find(x.prompt_id);
-        if (it == best.end() || score > it->second.first) best[x.prompt_id] = {score, samples.size()};
-        samples.push_back(std::move(x));
-      }
-      for (auto& [pid, b] : best) samples[b.second].selected = true;
-      for (const auto& x : samples) txn.PutSample(x);
-      txn.AddCounter("samples/" + task.run + "/" + std::to_string(task.round),
-                     static_cast<int64_t>(samples.size()));
-    } else if (task.kind == "train_rm" || task.kind == "train_sft" || task.kind == "train_dpo" ||
-               task.kind == "average") {
-      if (!res.contains("checkpoint") || !res["checkpoint"].is_object()) {
-        return BadResult(task, "'checkpoint' must be an object");
-      }
-      const json& ck = res["checkpoint"];
-      stores::Checkpoint c;
-      c.id = spec.at("checkpoint_id").get<std::string>();
-      c.run_id = task.run;
-      HERD_ASSIGN_OR_RETURN(c.path, stores::ArtifactStore::CheckpointRelPath(task.run, c.id));
-      c.sha256 = ck.value("sha256", "");
-      c.config_hash = ck.value("config_sha256", "");
-      c.size_bytes = ck.value("size_bytes", uint64_t{0});
-      c.stage = task.stage;
-      c.round = static_cast<uint32_t>(task.round);
-      c.variant = spec.value("variant", "");
-      c.parents = spec.value("parents", std::vector<std::string>{});
-      c.datasets = spec.value("datasets", std::vector<std::string>{});
-      if (spec.contains("hparams")) c.hyperparameters_json = spec["hparams"].dump();
-      if (task.kind == "average") {
-        // The weights as applied (greedy averaging may leave inputs out).
-        const json& w = res.contains("weights") ? res["weights"] : spec.at("weights");
-        c.averaging_weights = w.get<std::vector<double>>();
-        if (c.averaging_weights.size() != spec.at("inputs").size()) {
-          return BadResult(task, "'weights' must have one entry per input (" +
-                                     std::to_string(spec.at("inputs").size()) + ")");
-        }
-      }
-      if (res.contains("metrics")) c.metrics_json = res["metrics"].dump();
-      c.created_ms = now;
-      txn.PutCheckpoint(c);
-    }
-  } catch (const json::exception& e) {
-    return BadResult(task, e.what());
-  }
-  return Status::Ok();
+Status Orchestrator::ApplyResult(stores::WriteTxn& txn, const Task& task) {
+  stages::Stage* stage = stages::Find(task.stage);
+  if (!stage) return Status::Ok();  // not a stage's task (e.g. noop)
+  return stage->Apply({store_, clock_->NowMs()}, txn, task);
 }
 
 // ---- the round state machine -------------------------------------------------------
-
-namespace {
-
-// A seeded selection of n prompts of a split (0 = all). With `repeat`, n
-// may exceed the split: the prompts come round again, each pass in its own
-// seeded order (annotation requests: several comparisons per prompt).
-std::vector<stores::Prompt> SelectPrompts(stores::Store* store, const std::string& run,
-                                          const std::string& split, int64_t n,
-                                          const std::string& salt, Status* err,
-                                          bool repeat = false) {
-  std::vector<stores::Prompt> split_prompts;
-  *err = store->ForEachPrompt(run, [&](const stores::Prompt& p) {
-    if (p.split == split) split_prompts.push_back(p);
-    return true;
-  });
-  std::vector<stores::Prompt> out;
-  if (split_prompts.empty()) return out;
-  const auto want = n > 0 ? static_cast<size_t>(n) : split_prompts.size();
-  for (int pass = 0; out.size() < want; ++pass) {
-    const std::string s = pass == 0 ? salt : salt + "/pass" + std::to_string(pass);
-    std::vector<std::pair<uint64_t, const stores::Prompt*>> order;
-    for (const auto& p : split_prompts) order.emplace_back(Hash64(s + "/" + p.id), &p);
-    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
-      return a.first != b.first ? a.first < b.first : a.second->id < b.second->id;
-    });
-    for (const auto& [h, p] : order) {
-      if (out.size() == want) break;
-      out.push_back(*p);
-    }
-    if (!repeat) break;
-  }
-  return out;
-}
-
-json PromptsJson(const std::vector<stores::Prompt>& ps, size_t begin, size_t end) {
-  json a = json::array();
-  for (size_t i = begin; i < end && i < ps.size(); ++i) {
-    a.push_back({{"id", ps[i].id}, {"messages", MessagesJson(ps[i].messages)}});
-  }
-  return a;
-}
-
-json PairJson(const stores::Pair& p) {
-  json j = {{"id", p.id}, {"prompt", MessagesJson(p.prompt)}, {"chosen", p.chosen},
-            {"rejected", p.rejected}, {"strength", p.strength}};
-  if (p.edited) j["edited"] = *p.edited;
-  return j;
-}
-
-}  // namespace
 
 Status Orchestrator::Tick() {
   auto n = scheduler_->ExpireLeases(TaskCommit());
@@ -777,253 +560,41 @@ Status Orchestrator::AdvanceRun(const std::string& run_id) {
   return Status::Ok();
 }
 
-Status Orchestrator::StartStage(RunCtx& ctx, stores::Round& round, size_t i) {
-  const RunConfig& cfg = ctx.cfg;
-  const std::string& run = ctx.run.id;
-  const uint32_t r = round.round;
-  const Millis now = clock_->NowMs();
-  const std::string salt = run + "/r" + std::to_string(r);
+stages::RunView Orchestrator::View(RunCtx& ctx, stores::Round& round, size_t i) {
   const int32_t prio = opts_.prioritise_later_stages ? static_cast<int32_t>(i) : 0;
+  return stages::RunView{ctx.run, ctx.cfg, ctx.base_checkpoint_id, round, store_, artifacts_,
+                         clock_->NowMs(), prio};
+}
 
-  // The round's policy: the previous round's DPO model, or the base.
-  auto policy_of = [&](uint32_t rr) -> Result<std::string> {
-    if (rr == 0) return ctx.base_checkpoint_id;
-    HERD_ASSIGN_OR_RETURN(stores::Round prev, store_->GetRound(run, rr));
-    return prev.stages[kDpo].checkpoint_id;
-  };
-  auto path_of = [&](const std::string& ck) -> Result<std::string> {
-    HERD_ASSIGN_OR_RETURN(stores::Checkpoint c, store_->GetCheckpoint(ck));
-    if (c.stage == "base") return c.path;  // the user's model, outside the artifact root
-    return artifacts_->Resolve(c.path);
-  };
-  auto new_task = [&](const char* kind, json spec) {
-    Task t;
-    t.run = run;
-    t.round = r;
-    t.stage = kStages[i];
-    t.kind = kind;
-    t.spec = spec.dump();
-    t.priority = prio;
-    t.max_attempts = static_cast<int32_t>(cfg.max_attempts);
-    t.needs.device = cfg.workers.device;
-    t.needs.min_memory_bytes = cfg.workers.min_memory_bytes;
-    return t;
-  };
-
-  std::vector<Task> tasks;
-  std::vector<stores::DatasetMember> members;
-  stores::StageStatus& st = round.stages[i];
-  Status err;
-
-  if (i == kCollect) {
-    auto prompts = SelectPrompts(store_, run, "train", cfg.annotation.comparisons_per_round,
-                                 salt + "/collect", &err, /*repeat=*/true);
-    HERD_RETURN_IF_ERROR(err);
-    if (cfg.annotation.comparisons_per_round == 0 || prompts.empty()) {
-      return FinishStage(ctx, round, i, "", json{{"requests", 0}}.dump());
-    }
-    // Two different recent models (§4.2.1): this round's policy and the one
-    // before it; in round 1 only the base exists, sampled twice.
-    HERD_ASSIGN_OR_RETURN(std::string a, policy_of(r - 1));
-    HERD_ASSIGN_OR_RETURN(std::string b, policy_of(r >= 2 ? r - 2 : 0));
-    HERD_ASSIGN_OR_RETURN(std::string pa, path_of(a));
-    HERD_ASSIGN_OR_RETURN(std::string pb, path_of(b));
-    const size_t per = static_cast<size_t>(cfg.rejection_sampling.prompts_per_task);
-    for (size_t b0 = 0; b0 < prompts.size(); b0 += per) {
-      tasks.push_back(new_task(
-          "generate", {{"policies", {pa, pb}},
-                       {"policy_ids", {a, b}},
-                       {"prompts", PromptsJson(prompts, b0, b0 + per)},
-                       {"temperature", cfg.annotation.temperature},
-                       {"top_p", 1.0},
-                       {"max_new_tokens", cfg.annotation.max_new_tokens},
-                       {"seed", Hash64(salt + "/collect/" + std::to_string(b0))}}));
-    }
-  } else if (i == kSft && !cfg.rejection_sampling.enabled) {
-    // Ablation without rejection sampling: no SFT data; the previous
-    // policy carries over and DPO trains from it.
-    HERD_ASSIGN_OR_RETURN(std::string prev, policy_of(r - 1));
-    return FinishStage(ctx, round, i, prev, json{{"skipped", true}}.dump());
-  } else if (i == kDpo && !cfg.dpo.enabled) {
-    // Ablation without DPO: the SFT model is the round's policy.
-    return FinishStage(ctx, round, i, round.stages[kSft].checkpoint_id, json{{"skipped", true}}.dump());
-  } else if (i == kRm || i == kSft || i == kDpo) {
-    const StageConfig& sc = StageCfg(cfg, i);
-    std::string base_id, ref_id;
-    std::vector<std::string> datasets;
-    json extra = json::object();
-    HERD_ASSIGN_OR_RETURN(std::string dataset_path,
-                          artifacts_->MakeDatasetPath(run, std::string(kStages[i]) + "-r" + std::to_string(r)));
-    std::vector<json> rows;
-    if (i == kRm) {
-      // All preference data so far, minus a seeded held-out share for RM
-      // accuracy and, for greedy averaging, a validation share to choose by.
-      // A pair's share depends on its id only, so it never moves.
-      std::vector<json> heldout, val;
-      const auto& rmc = cfg.reward_model;
-      const bool greedy = rmc.averaging == "greedy";
-      HERD_RETURN_IF_ERROR(store_->ForEachPair(run, std::nullopt, [&](const stores::Pair& p) {
-        if (p.round > r) return true;
-        double u = static_cast<double>(Hash64(run + "/heldout/" + p.id) % 1000000) / 1e6;
-        // Held out pairs of the training strengths only: accuracy on
-        // "marginally better" coin flips says nothing about the RM.
-        const bool trained = std::find(rmc.strengths.begin(), rmc.strengths.end(), p.strength) != rmc.strengths.end();
-        if (u < rmc.held_out_fraction) {
-          if (!trained) return true;
-          heldout.push_back(PairJson(p));
-          members.push_back({run, r, "rm_heldout", p.round, p.id, 0});
-        } else if (greedy && u < rmc.held_out_fraction + rmc.val_fraction) {
-          if (!trained) return true;
-          val.push_back(PairJson(p));
-          members.push_back({run, r, "rm_val", p.round, p.id, 0});
-        } else {
-          rows.push_back(PairJson(p));
-          members.push_back({run, r, "rm", p.round, p.id, 0});
-        }
-        return true;
-      }));
-      HERD_ASSIGN_OR_RETURN(std::string hp, artifacts_->MakeDatasetPath(run, "rm-heldout-r" + std::to_string(r)));
-      HERD_RETURN_IF_ERROR(WriteJsonl(hp, heldout));
-      if (greedy) {
-        HERD_ASSIGN_OR_RETURN(std::string vp, artifacts_->MakeDatasetPath(run, "rm-val-r" + std::to_string(r)));
-        HERD_RETURN_IF_ERROR(WriteJsonl(vp, val));
-      }
-      if (rows.empty()) return FailStage(ctx, round, i, "no preference pairs to train the reward model on");
-      // The RM starts from the pre-trained checkpoint (§4.1.2), or goes on
-      // from the previous round's RM.
-      base_id = ctx.base_checkpoint_id;
-      if (rmc.init == "previous" && r > 1) {
-        HERD_ASSIGN_OR_RETURN(stores::Round prev, store_->GetRound(run, r - 1));
-        base_id = prev.stages[kRm].checkpoint_id;
-      }
-      extra = {{"strengths", cfg.reward_model.strengths}, {"margin", cfg.reward_model.margin}};
-      datasets = {"rm:r" + std::to_string(r)};
-    } else if (i == kSft) {
-      // The accumulated best-of-K samples of every round so far (§4.1.3).
-      std::map<std::string, stores::Prompt> prompts;
-      HERD_RETURN_IF_ERROR(store_->ForEachPrompt(run, [&](const stores::Prompt& p) {
-        prompts[p.id] = p;
-        return true;
-      }));
-      HERD_RETURN_IF_ERROR(store_->ForEachSample(run, std::nullopt, [&](const stores::Sample& s) {
-        if (!s.selected || s.round > r) return true;
-        auto it = prompts.find(s.prompt_id);
-        if (it == prompts.end()) return true;
-        json msgs = MessagesJson(it->second.messages);
-        msgs.push_back({{"role", "assistant"}, {"content", s.text}});
-        rows.push_back({{"id", s.prompt_id + "/r" + std::to_string(s.round) + "/" + std::to_string(s.idx)},
-                        {"messages", msgs}});
-        members.push_back({run, r, "sft", s.round, s.prompt_id, s.idx});
-        return true;
-      }));
-      if (rows.empty()) return FailStage(ctx, round, i, "no selected samples to fine-tune on");
-      base_id = ctx.base_checkpoint_id;  // SFT restarts from the pre-trained checkpoint
-      datasets = {"sft:r" + std::to_string(r)};
-    } else {
-      const uint32_t first = r > static_cast<uint32_t>(cfg.dpo.recent_rounds)
-                                 ? r - static_cast<uint32_t>(cfg.dpo.recent_rounds) + 1
-                                 : 1;
-      HERD_RETURN_IF_ERROR(store_->ForEachPair(run, std::nullopt, [&](const stores::Pair& p) {
-        if (p.round < first || p.round > r) return true;
-        rows.push_back(PairJson(p));
-        members.push_back({run, r, "dpo", p.round, p.id, 0});
-        return true;
-      }));
-      if (rows.empty()) return FailStage(ctx, round, i, "no preference pairs for DPO");
-      base_id = round.stages[kSft].checkpoint_id;  // DPO starts from this round's SFT model,
-      ref_id = base_id;                            // which is also the frozen reference
-      extra = {{"beta", cfg.dpo.beta},
-               {"nll_alpha", cfg.dpo.nll_alpha},
-               {"mask_formatting", cfg.dpo.mask_formatting},
-               {"strengths", cfg.dpo.strengths}};
-      datasets = {"dpo:r" + std::to_string(r)};
-    }
-    HERD_RETURN_IF_ERROR(WriteJsonl(dataset_path, rows));
-    HERD_ASSIGN_OR_RETURN(std::string base_path, path_of(base_id));
-    for (const Variant& v : sc.variants) {
-      HERD_ASSIGN_OR_RETURN(std::string ck, store_->NewId("ckpt"));
-      HERD_ASSIGN_OR_RETURN(std::string out, artifacts_->MakeCheckpointDir(run, ck));
-      json spec = {{"base", base_path},      {"dataset", dataset_path}, {"out", out},
-                   {"checkpoint_id", ck},    {"variant", v.name},       {"hparams", HparamsJson(v.hp)},
-                   {"parents", {base_id}},   {"datasets", datasets},    {"seed", v.hp.seed}};
-      if (!ref_id.empty()) {
-        HERD_ASSIGN_OR_RETURN(spec["ref"], path_of(ref_id));
-      }
-      if (i == kRm) {
-        HERD_ASSIGN_OR_RETURN(spec["heldout"], artifacts_->MakeDatasetPath(run, "rm-heldout-r" + std::to_string(r)));
-      }
-      spec.update(extra);
-      tasks.push_back(new_task(TrainKind(i), spec));
-    }
-  } else if (i == kRs && !cfg.rejection_sampling.enabled) {
-    return FinishStage(ctx, round, i, "", json{{"skipped", true}}.dump());
-  } else if (i == kRs) {
-    auto prompts = SelectPrompts(store_, run, "train", cfg.rejection_sampling.prompts_per_round,
-                                 salt + "/rs", &err);
-    HERD_RETURN_IF_ERROR(err);
-    if (prompts.empty()) return FailStage(ctx, round, i, "the run has no train prompts");
-    HERD_ASSIGN_OR_RETURN(std::string policy, policy_of(r - 1));
-    const std::string rm = round.stages[kRm].checkpoint_id;
-    HERD_ASSIGN_OR_RETURN(std::string policy_path, path_of(policy));
-    HERD_ASSIGN_OR_RETURN(std::string rm_path, path_of(rm));
-    const auto& rs = cfg.rejection_sampling;
-    const size_t per = static_cast<size_t>(rs.prompts_per_task);
-    for (size_t b0 = 0; b0 < prompts.size(); b0 += per) {
-      tasks.push_back(new_task("rejection_sample",
-                               {{"policy", policy_path},
-                                {"policy_id", policy},
-                                {"rm", rm_path},
-                                {"rm_id", rm},
-                                {"prompts", PromptsJson(prompts, b0, b0 + per)},
-                                {"k", rs.k},
-                                {"temperature", rs.temperature},
-                                {"top_p", rs.top_p},
-                                {"top_k", rs.top_k},
-                                {"max_new_tokens", rs.max_new_tokens},
-                                {"kv_budget_bytes", rs.kv_budget_bytes},
-                                {"seed", Hash64(salt + "/rs/" + std::to_string(b0))}}));
-    }
-  } else if (i == kEval) {
-    auto prompts = SelectPrompts(store_, run, "eval", cfg.eval.prompts, "eval", &err);
-    HERD_RETURN_IF_ERROR(err);
-    HERD_ASSIGN_OR_RETURN(std::string prev, policy_of(r - 1));
-    const std::string policy = round.stages[kDpo].checkpoint_id;
-    HERD_ASSIGN_OR_RETURN(std::string policy_path, path_of(policy));
-    HERD_ASSIGN_OR_RETURN(std::string prev_path, path_of(prev));
-    HERD_ASSIGN_OR_RETURN(std::string rm_path, path_of(round.stages[kRm].checkpoint_id));
-    HERD_ASSIGN_OR_RETURN(std::string base_path, path_of(ctx.base_checkpoint_id));
-    HERD_ASSIGN_OR_RETURN(std::string heldout, artifacts_->MakeDatasetPath(run, "rm-heldout-r" + std::to_string(r)));
-    tasks.push_back(new_task("eval", {{"policy", policy_path},
-                                      {"previous", prev_path},
-                                      {"base", base_path},
-                                      {"rm", rm_path},
-                                      {"rm_heldout", heldout},
-                                      {"prompts", PromptsJson(prompts, 0, prompts.size())},
-                                      {"checker", cfg.eval.checker},
-                                      {"samples_per_prompt", cfg.eval.samples_per_prompt},
-                                      {"max_new_tokens", cfg.rejection_sampling.max_new_tokens},
-                                      {"temperature", cfg.rejection_sampling.temperature},
-                                      {"seed", Hash64(salt + "/eval")}}));
+Status Orchestrator::StartStage(RunCtx& ctx, stores::Round& round, size_t i) {
+  stages::RunView view = View(ctx, round, i);
+  HERD_ASSIGN_OR_RETURN(stages::Plan plan, stages::Loop()[i]->Start(view));
+  if (plan.kind == stages::Plan::Kind::kFinished) {
+    return FinishStage(ctx, round, i, plan.checkpoint_id, plan.metrics_json);
   }
-
+  if (plan.kind == stages::Plan::Kind::kFailed) return FailStage(ctx, round, i, plan.error);
+  const std::string& run = ctx.run.id;
+  const Millis now = view.now;
+  stores::StageStatus& st = round.stages[i];
   st.state = "running";
   st.started_ms = now;
-  st.tasks_total = tasks.size();
+  st.tasks_total = plan.tasks.size();
   st.tasks_done = 0;
   round.updated_ms = now;
   ctx.run.current_stage = kStages[i];
   ctx.run.updated_ms = now;
+  const size_t n = plan.tasks.size();
   auto fill = [&](stores::WriteTxn& txn) -> Status {
     txn.PutRound(round);
     txn.PutRun(ctx.run);
-    for (const auto& m : members) txn.PutDatasetMember(m);
+    for (const auto& m : plan.members) txn.PutDatasetMember(m);
     txn.AppendEvent({run, 0, now, "stage.started",
-                     "round " + std::to_string(r) + " " + kStages[i] + " started with " +
-                         std::to_string(tasks.size()) + " tasks", ""});
+                     "round " + std::to_string(round.round) + " " + kStages[i] + " started with " +
+                         std::to_string(n) + " tasks", ""});
     return Status::Ok();
   };
-  spdlog::info("run={} round={} stage={} started tasks={}", run, r, kStages[i], tasks.size());
-  return SubmitTasks(std::move(tasks), fill);
+  spdlog::info("run={} round={} stage={} started tasks={}", run, round.round, kStages[i], n);
+  return SubmitTasks(std::move(plan.tasks), fill);
 }
 
 Status Orchestrator::CheckStage(RunCtx& ctx, stores::Round& round, size_t i, bool* advanced) {
@@ -1041,133 +612,24 @@ Status Orchestrator::CheckStage(RunCtx& ctx, stores::Round& round, size_t i, boo
     if (t.state == TaskState::kCancelled) return Status::Ok();
     if (t.state == TaskState::kSucceeded) ++done;
   }
-  stores::StageStatus& st = round.stages[i];
-  st.tasks_done = done;
-  const bool all_done = done == tasks.size();
-
-  if (i == kCollect) {
-    if (!all_done) return Status::Ok();
-    HERD_ASSIGN_OR_RETURN(uint64_t answers, store_->GetCounter("answers/" + run + "/" + std::to_string(r)));
-    HERD_ASSIGN_OR_RETURN(uint64_t requests, store_->GetCounter("requests/" + run + "/" + std::to_string(r)));
-    const uint64_t need = std::min<uint64_t>(static_cast<uint64_t>(ctx.cfg.annotation.min_answers), requests);
-    if (answers < need) return Status::Ok();  // waiting for humans
-    *advanced = true;
-    return FinishStage(ctx, round, i, "",
-                       json{{"requests", requests}, {"answers", answers}}.dump());
-  }
-
-  if (i == kRm || i == kSft || i == kDpo) {
-    const StageConfig& sc = StageCfg(ctx.cfg, i);
-    std::vector<const Task*> train;
-    const Task* avg = nullptr;
-    for (const Task& t : tasks) {
-      if (t.kind == "average") avg = &t;
-      else train.push_back(&t);
-    }
-    if (avg) {
-      if (avg->state != TaskState::kSucceeded) return Status::Ok();
-      *advanced = true;
-      json spec = json::parse(avg->spec);
-      // The variants' metrics, averaged, stand for the stage.
-      json metrics = json::object();
-      for (const Task* t : train) {
-        json m = json::parse(t->result, nullptr, false);
-        if (!m.is_object() || !m.contains("metrics")) continue;
-        for (auto& [k, v] : m["metrics"].items()) {
-          if (v.is_number()) metrics[k] = metrics.value(k, 0.0) + v.get<double>() / static_cast<double>(train.size());
-        }
-      }
-      json am = json::parse(avg->result, nullptr, false);
-      if (am.is_object() && am.contains("metrics")) metrics["averaged"] = am["metrics"];
-      // Retention: the averaged model stays; variant checkpoints go unless kept.
-      if (!ctx.cfg.retention.keep_variants) {
-        for (const auto& parent : spec["parents"]) {
-          auto c = store_->GetCheckpoint(parent.get<std::string>());
-          if (!c.ok()) continue;
-          Status ds = artifacts_->DeleteCheckpoint(run, c->id);
-          if (ds.ok()) {
-            stores::WriteTxn txn = store_->NewTxn();
-            txn.DeleteCheckpoint(c->id);
-            ds = store_->Commit(txn);
-          }
-          if (!ds.ok()) spdlog::warn("run={} could not delete variant {}: {}", run, c->id, ds.ToString());
-        }
-      }
-      return FinishStage(ctx, round, i, spec["checkpoint_id"].get<std::string>(), metrics.dump());
-    }
-    if (!all_done) return Status::Ok();
-    if (train.size() == 1) {
-      *advanced = true;
-      json spec = json::parse(train[0]->spec);
-      json res = json::parse(train[0]->result, nullptr, false);
-      return FinishStage(ctx, round, i, spec["checkpoint_id"].get<std::string>(),
-                         res.is_object() && res.contains("metrics") ? res["metrics"].dump() : "{}");
-    }
-    // Every variant trained: average them (§4.1.5).
-    HERD_ASSIGN_OR_RETURN(std::string ck, store_->NewId("ckpt"));
-    HERD_ASSIGN_OR_RETURN(std::string out, artifacts_->MakeCheckpointDir(run, ck));
-    json inputs = json::array(), parents = json::array();
-    for (const Task* t : train) {
-      json s = json::parse(t->spec);
-      inputs.push_back(s["out"]);
-      parents.push_back(s["checkpoint_id"]);
-    }
-    json spec0 = json::parse(train[0]->spec);
-    json avg_spec = {{"inputs", inputs},   {"weights", sc.average_weights}, {"out", out},
-                     {"checkpoint_id", ck}, {"parents", parents},           {"datasets", spec0["datasets"]}};
-    if (i == kRm && sc.averaging == "greedy") {
-      // Greedy averaging chooses by accuracy on the round's validation pairs.
-      HERD_ASSIGN_OR_RETURN(std::string vp, artifacts_->MakeDatasetPath(run, "rm-val-r" + std::to_string(r)));
-      const json& h = spec0["hparams"];
-      avg_spec["select"] = {{"dataset", vp},
-                            {"strengths", ctx.cfg.reward_model.strengths},
-                            {"batch_rows", h.value("batch_rows", int64_t{8})},
-                            {"seq_len", h.value("seq_len", int64_t{512})}};
-    }
-    Task t;
-    t.run = run;
-    t.round = r;
-    t.stage = kStages[i];
-    t.kind = "average";
-    t.spec = avg_spec.dump();
-    t.priority = train[0]->priority;
-    t.max_attempts = static_cast<int32_t>(ctx.cfg.max_attempts);
-    t.needs = train[0]->needs;
-    st.tasks_total += 1;
-    round.updated_ms = clock_->NowMs();
-    return SubmitTasks({t}, [&](stores::WriteTxn& txn) {
-      txn.PutRound(round);
+  round.stages[i].tasks_done = done;
+  stages::RunView view = View(ctx, round, i);
+  HERD_ASSIGN_OR_RETURN(stages::Verdict verdict, stages::Loop()[i]->Check(view, tasks));
+  switch (verdict.kind) {
+    case stages::Verdict::Kind::kWaiting:
       return Status::Ok();
-    });
+    case stages::Verdict::Kind::kFinished:
+      *advanced = true;
+      return FinishStage(ctx, round, i, verdict.checkpoint_id, verdict.metrics_json);
+    case stages::Verdict::Kind::kMoreTasks:
+      round.stages[i].tasks_total += verdict.tasks.size();
+      round.updated_ms = view.now;
+      return SubmitTasks(std::move(verdict.tasks), [&](stores::WriteTxn& txn) {
+        txn.PutRound(round);
+        return Status::Ok();
+      });
   }
-
-  if (!all_done) return Status::Ok();
-  *advanced = true;
-  if (i == kRs) {
-    // Best-of-K against a random draw (sample 0: draws are exchangeable).
-    double best = 0, random = 0;
-    int64_t prompts = 0, samples = 0;
-    std::string cur;
-    HERD_RETURN_IF_ERROR(store_->ForEachSample(run, r, [&](const stores::Sample& s) {
-      ++samples;
-      if (s.selected && s.rm_score) {
-        best += *s.rm_score;
-        ++prompts;
-      }
-      if (s.idx == 0 && s.rm_score) random += *s.rm_score;
-      return true;
-    }));
-    json m = {{"samples", samples}, {"prompts", prompts}};
-    if (prompts > 0) {
-      m["best_of_k_rm_score"] = best / static_cast<double>(prompts);
-      m["random_rm_score"] = random / static_cast<double>(prompts);
-    }
-    return FinishStage(ctx, round, i, "", m.dump());
-  }
-  // eval
-  json res = tasks.empty() ? json::object() : json::parse(tasks[0].result, nullptr, false);
-  return FinishStage(ctx, round, i, "",
-                     res.is_object() && res.contains("metrics") ? res["metrics"].dump() : "{}");
+  return Status::Ok();
 }
 
 Status Orchestrator::FinishStage(RunCtx& ctx, stores::Round& round, size_t i,

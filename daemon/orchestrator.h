@@ -24,6 +24,7 @@
 #include "daemon/clock.h"
 #include "daemon/run_config.h"
 #include "daemon/scheduler.h"
+#include "daemon/stages/stage.h"
 #include "stores/records.h"
 
 namespace herd::stores {
@@ -93,6 +94,7 @@ class Orchestrator {
   Status AnswerRequest(const std::string& run_id, const std::string& request_id, const Answer& a);
 
   // ---- worker protocol -----------------------------------------------------
+  // FailedPrecondition for a worker of another task protocol.
   Result<WorkerInfo> RegisterWorker(WorkerInfo w);
   Result<std::optional<Task>> Lease(const std::string& worker_id, Millis wait_ms);
   Result<HeartbeatReply> Heartbeat(const std::string& lease_id, const std::string& progress_json);
@@ -128,7 +130,8 @@ class Orchestrator {
   CommitFn TaskCommit(const TxnFill& extra = nullptr);
   // The records a finished task's result turns into (samples, checkpoint,
   // annotation requests), written in the batch that marks it succeeded.
-  Status ApplyResult(stores::WriteTxn& txn, const Task& task, const std::string& result_json);
+  Status ApplyResult(stores::WriteTxn& txn, const Task& task);
+  stages::RunView View(RunCtx& ctx, stores::Round& round, size_t stage_index);
   // Moves a run from one of `from` to `to`, with an event "run.<event>".
   Status RunTransition(const std::string& run_id, std::initializer_list<const char*> from,
                        const std::string& to, const std::string& event);

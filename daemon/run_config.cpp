@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <regex>
+#include <sstream>
 #include <set>
 
 namespace herd::daemon {
@@ -10,122 +11,12 @@ namespace {
 
 using nlohmann::json;
 
-// Reads the fields of one JSON object, remembering which it consumed so the
-// rest can be reported as unknown. The first error wins; later reads no-op.
-class ObjectReader {
- public:
-  ObjectReader(const json& j, std::string path, Status* err) : j_(j), path_(std::move(path)), err_(err) {
-    if (err_->ok() && !j_.is_object()) Fail(path_.empty() ? "config" : path_, "must be an object");
-  }
-
-  std::string Path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-
-  const json* Find(const std::string& key) {
-    seen_.insert(key);
-    if (!err_->ok() || !j_.is_object()) return nullptr;
-    auto it = j_.find(key);
-    return it == j_.end() ? nullptr : &*it;
-  }
-
-  void Str(const std::string& key, std::string* out, bool required = false) {
-    const json* v = Find(key);
-    if (!v) return Missing(key, required);
-    if (!v->is_string()) return Fail(Path(key), "must be a string");
-    *out = v->get<std::string>();
-  }
-  void Int(const std::string& key, int64_t* out, int64_t lo, int64_t hi, bool required = false) {
-    const json* v = Find(key);
-    if (!v) return Missing(key, required);
-    if (!v->is_number_integer()) return Fail(Path(key), "must be an integer");
-    int64_t x = v->get<int64_t>();
-    if (x < lo || x > hi) {
-      return Fail(Path(key), "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                 "], got " + std::to_string(x));
-    }
-    *out = x;
-  }
-  void Num(const std::string& key, double* out, double lo, double hi) {
-    const json* v = Find(key);
-    if (!v) return;
-    if (!v->is_number()) return Fail(Path(key), "must be a number");
-    double x = v->get<double>();
-    if (!(x >= lo && x <= hi)) {
-      return Fail(Path(key), "must be in [" + Fmt(lo) + ", " + Fmt(hi) + "], got " + Fmt(x));
-    }
-    *out = x;
-  }
-  void Bool(const std::string& key, bool* out) {
-    const json* v = Find(key);
-    if (!v) return;
-    if (!v->is_boolean()) return Fail(Path(key), "must be true or false");
-    *out = v->get<bool>();
-  }
-  void StrList(const std::string& key, std::vector<std::string>* out,
-               const std::set<std::string>& allowed) {
-    const json* v = Find(key);
-    if (!v) return;
-    if (!v->is_array()) return Fail(Path(key), "must be an array of strings");
-    std::vector<std::string> r;
-    for (size_t i = 0; i < v->size(); ++i) {
-      const json& e = (*v)[i];
-      std::string p = Path(key) + "[" + std::to_string(i) + "]";
-      if (!e.is_string()) return Fail(p, "must be a string");
-      if (!allowed.empty() && !allowed.count(e.get<std::string>())) {
-        return Fail(p, "unknown value '" + e.get<std::string>() + "'");
-      }
-      r.push_back(e.get<std::string>());
-    }
-    *out = std::move(r);
-  }
-  // Reports keys present but never read.
-  void Finish() {
-    if (!err_->ok() || !j_.is_object()) return;
-    for (auto it = j_.begin(); it != j_.end(); ++it) {
-      if (!seen_.count(it.key())) return Fail(Path(it.key()), "unknown field");
-    }
-  }
-  void Fail(const std::string& path, const std::string& what) {
-    if (err_->ok()) *err_ = Status::InvalidArgument(path + ": " + what);
-  }
-  bool ok() const { return err_->ok(); }
-
- private:
-  void Missing(const std::string& key, bool required) {
-    if (required) Fail(Path(key), "required field missing");
-  }
-  static std::string Fmt(double x) {
-    std::ostringstream os;
-    os << x;
-    return os.str();
-  }
-  const json& j_;
-  std::string path_;
-  Status* err_;
-  std::set<std::string> seen_;
-};
+using ObjectReader = tasks::FieldReader;
 
 const std::set<std::string> kStrengths = {"significantly_better", "better", "slightly_better",
                                           "marginally_better"};
 
-void ReadHparams(ObjectReader& r, TrainHparams* hp) {
-  r.Num("lr", &hp->lr, 0.0, 1.0);
-  r.Num("min_lr_ratio", &hp->min_lr_ratio, 0.0, 1.0);
-  r.Int("warmup_steps", &hp->warmup_steps, 0, 10'000'000);
-  r.Int("steps", &hp->steps, 1, 10'000'000);
-  r.Int("batch_rows", &hp->batch_rows, 1, 1 << 20);
-  r.Int("seq_len", &hp->seq_len, 8, 1 << 20);
-  r.Num("weight_decay", &hp->weight_decay, 0.0, 10.0);
-  r.Num("grad_clip", &hp->grad_clip, 0.0, 1e9);
-  r.Int("seed", &hp->seed, 0, INT64_MAX);
-  const json* s = r.Find("schedule");
-  if (s) {
-    if (!s->is_string() || (*s != "cosine" && *s != "linear")) {
-      r.Fail(r.Path("schedule"), "must be \"cosine\" or \"linear\"");
-    } else {
-      hp->schedule = s->get<std::string>();
-    }
-  }
-}
+using tasks::ReadHparams;
 
 // Reads the hparams and variants of a stage; `extra` reads stage-specific fields.
 template <typename Extra>
@@ -206,18 +97,7 @@ void ReadObject(const json& root, const std::string& key, Status* err, F body) {
   r.Finish();
 }
 
-json HparamsJson(const TrainHparams& h) {
-  return {{"lr", h.lr},
-          {"min_lr_ratio", h.min_lr_ratio},
-          {"warmup_steps", h.warmup_steps},
-          {"steps", h.steps},
-          {"batch_rows", h.batch_rows},
-          {"seq_len", h.seq_len},
-          {"weight_decay", h.weight_decay},
-          {"grad_clip", h.grad_clip},
-          {"seed", h.seed},
-          {"schedule", h.schedule}};
-}
+json HparamsJson(const TrainHparams& h) { return tasks::ToJson(h); }
 
 json StageJson(const StageConfig& s) {
   json j = HparamsJson(s.hp);

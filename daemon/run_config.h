@@ -9,24 +9,16 @@
 #include <vector>
 
 #include "common/status.h"
+#include "tasks/common.h"
+#include "tasks/train.h"
 
 namespace herd::daemon {
 
-// Hyperparameters shared by the three training stages. A stage's `variants`
+// Hyperparameters shared by the three training stages: the task contract's
+// (tasks/train.h), where each default is written. A stage's `variants`
 // override any of these per variant; the variants are trained separately
 // and their weights averaged (Llama 3 §4.1.5).
-struct TrainHparams {
-  double lr = 1e-5;               // peak learning rate. Default: 1e-5 (paper: SFT and DPO)
-  double min_lr_ratio = 0.1;      // decay floor as a fraction of lr. Default: 0.1
-  int64_t warmup_steps = 0;       // Default: 0
-  int64_t steps = 100;            // optimizer steps. Default: 100
-  int64_t batch_rows = 8;         // packed rows per step. Default: 8
-  int64_t seq_len = 512;          // tokens per packed row. Default: 512
-  double weight_decay = 0.0;      // AdamW decoupled decay. Default: 0
-  double grad_clip = 1.0;         // global-norm clip, 0 = off. Default: 1.0
-  int64_t seed = 1;               // data order and init. Default: 1
-  std::string schedule = "cosine";// "cosine" | "linear". Default: cosine
-};
+using TrainHparams = tasks::TrainHparams;
 
 struct Variant {
   std::string name;               // Default: "v<index>"
@@ -46,7 +38,7 @@ struct StageConfig {
 
 struct RewardModelConfig : StageConfig {
   // Strengths whose pairs train the RM. Default: significantly_better, better (paper)
-  std::vector<std::string> strengths = {"significantly_better", "better"};
+  std::vector<std::string> strengths = tasks::DefaultTrainedStrengths();
   bool margin = false;            // Llama 2 style margin per strength. Default: false
   double held_out_fraction = 0.1; // of pairs kept for RM accuracy. Default: 0.1
   // Of pairs kept aside to choose the greedy average; used (and taken from
@@ -64,7 +56,7 @@ struct DpoConfig : StageConfig {
   double beta = 0.1;              // Default: 0.1 (paper)
   double nll_alpha = 0.2;         // weight of NLL on the chosen response. Default: 0.2 (paper)
   bool mask_formatting = true;    // mask header/eot tokens from log-probs. Default: true (paper)
-  std::vector<std::string> strengths = {"significantly_better", "better"};
+  std::vector<std::string> strengths = tasks::DefaultTrainedStrengths();
   int64_t recent_rounds = 1;      // train on pairs of the latest N rounds. Default: 1
 };
 
@@ -100,10 +92,7 @@ struct EvalConfig {
   std::string checker;
 };
 
-struct WorkerRequirements {
-  std::string device = "cpu";     // "cpu" | "cuda". Default: cpu
-  int64_t min_memory_bytes = 0;   // Default: 0
-};
+using WorkerRequirements = tasks::Requirements;  // tasks/common.h
 
 struct RetentionConfig {
   bool keep_variants = false;     // keep variant checkpoints after averaging. Default: false

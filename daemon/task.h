@@ -6,6 +6,7 @@
 
 #include "daemon/clock.h"
 #include "stores/records.h"
+#include "tasks/common.h"
 
 namespace herd::daemon {
 
@@ -17,11 +18,8 @@ inline bool IsTerminal(TaskState s) {
   return s == TaskState::kSucceeded || s == TaskState::kFailed || s == TaskState::kCancelled;
 }
 
-// What a task needs of the worker that runs it.
-struct Requirements {
-  std::string device = "cpu";     // "cpu" | "cuda". Default: cpu
-  int64_t min_memory_bytes = 0;   // Default: 0
-};
+// What a task needs of the worker that runs it (tasks/common.h).
+using Requirements = tasks::Requirements;
 
 struct Task {
   std::string id;                 // issued by the scheduler
@@ -55,6 +53,7 @@ struct WorkerInfo {
   std::string device = "cpu";     // "cpu" | "cuda"
   int64_t memory_bytes = 0;
   std::string version;
+  int protocol = 0;               // task protocol it speaks (tasks/protocol.h); 0 = unversioned
   Millis registered_ms = 0;
   Millis last_seen_ms = 0;
 };

@@ -12,6 +12,7 @@
 #include "api/routes/route_groups.h"
 #include "api/routes/route_util.h"
 #include "daemon/orchestrator.h"
+#include "tasks/protocol.h"
 
 namespace herd::api {
 
@@ -112,10 +113,16 @@ Status AddWorkerRoutes(Router& r, const RouteCtx& c) {
       }
       w.memory_bytes = (*body)["memory_bytes"].get<int64_t>();
     }
+    if (body->contains("protocol")) {  // absent: a worker from before the protocol was versioned
+      if (!(*body)["protocol"].is_number_integer()) {
+        return Problem(Status::InvalidArgument("field 'protocol': must be an integer"));
+      }
+      w.protocol = (*body)["protocol"].get<int>();
+    }
     if (w.name.empty()) w.name = req.remote;
     auto reg = orch->RegisterWorker(w);
     if (!reg.ok()) return Problem(reg.status());
-    return JsonResponse(201, {{"worker", WorkerJson(*reg)}});
+    return JsonResponse(201, {{"worker", WorkerJson(*reg)}, {"protocol", tasks::kProtocolVersion}});
   }, worker));
 
   HERD_RETURN_IF_ERROR(r.Add("POST", "/v1/workers/{id}/lease", [orch, max_wait](const Request& req) {

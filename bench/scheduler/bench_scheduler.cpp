@@ -23,6 +23,7 @@
 #include "daemon/scheduler.h"
 #include "stores/artifacts.h"
 #include "stores/store.h"
+#include "tasks/protocol.h"
 
 using namespace herd;
 using nlohmann::json;
@@ -125,7 +126,7 @@ int main(int argc, char** argv) {
         co.base_url = url;
         auto cl = api::HttpClient::Create(co);
         if (!cl.ok()) return;
-        auto reg_r = api::SendJson(**cl, "POST", "/v1/workers", {{"name", "bench"}, {"device", "cpu"}});
+        auto reg_r = api::SendJson(**cl, "POST", "/v1/workers", {{"name", "bench"}, {"device", "cpu"}, {"protocol", herd::tasks::kProtocolVersion}});
         if (!reg_r.ok()) return;
         std::string wid = (*reg_r)["worker"]["id"];
         while (true) {

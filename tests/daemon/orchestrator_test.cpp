@@ -10,8 +10,15 @@
 #include <fstream>
 #include <map>
 
+#include "daemon/stages/stage.h"
 #include "stores/artifacts.h"
 #include "stores/store.h"
+#include "tasks/average.h"
+#include "tasks/eval.h"
+#include "tasks/generate.h"
+#include "tasks/protocol.h"
+#include "tasks/rejection_sample.h"
+#include "tasks/train.h"
 
 namespace herd::daemon {
 namespace {
@@ -47,6 +54,7 @@ class OrchestratorTest : public ::testing::Test {
     WorkerInfo w;
     w.name = "fake";
     w.device = "cpu";
+    w.protocol = tasks::kProtocolVersion;
     auto reg = orch_->RegisterWorker(w);
     ASSERT_TRUE(reg.ok());
     worker_ = reg->id;
@@ -93,43 +101,53 @@ class OrchestratorTest : public ::testing::Test {
     return run->id;
   }
 
-  // A fake worker's answer to one task.
-  json FakeResult(const Task& t) {
-    json spec = json::parse(t.spec);
-    if (t.kind == "generate") {
-      json rs = json::array();
-      for (const auto& p : spec["prompts"]) {
-        std::string id = p["id"];
-        rs.push_back({{"prompt_id", id}, {"a", "A says " + id}, {"b", "B says " + id}});
-      }
-      return {{"responses", rs}};
+  // A fake worker's answer to one task, built from the task contracts.
+  std::string FakeResult(const Task& t) {
+    if (t.kind == tasks::kGenerate) {
+      auto spec = tasks::DecodeGenerateSpec(t.spec);
+      EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+      tasks::GenerateResult res;
+      for (const auto& p : spec->prompts) res.responses.push_back({p.id, "A says " + p.id, "B says " + p.id});
+      return tasks::Encode(res);
     }
-    if (t.kind == "rejection_sample") {
-      json ss = json::array();
-      for (const auto& p : spec["prompts"]) {
-        for (int i = 0; i < spec["k"].get<int>(); ++i) {
-          ss.push_back({{"prompt_id", p["id"]}, {"idx", i}, {"tokens", {1, 2, i}},
-                        {"text", "answer " + std::to_string(i)}, {"logprob", -1.5},
-                        {"rm_score", (i * 7) % 5}, {"seed", 100 + i}});
+    if (t.kind == tasks::kRejectionSample) {
+      auto spec = tasks::DecodeRejectionSampleSpec(t.spec);
+      EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+      tasks::RejectionSampleResult res;
+      for (const auto& p : spec->prompts) {
+        for (int i = 0; i < spec->k; ++i) {
+          res.samples.push_back({.prompt_id = p.id, .idx = static_cast<uint32_t>(i), .tokens = {1, 2, i},
+                                 .text = "answer " + std::to_string(i), .logprob = -1.5,
+                                 .rm_score = (i * 7) % 5, .seed = 100u + static_cast<uint64_t>(i)});
         }
       }
-      return {{"samples", ss}, {"metrics", {{"tokens", 3}}}};
+      res.metrics = {{"tokens", 3}};
+      return tasks::Encode(res);
     }
-    if (t.kind == "eval") return {{"metrics", {{"accuracy_greedy", 0.5}}}};
+    if (t.kind == tasks::kEval) return tasks::Encode(tasks::EvalResult{.metrics = {{"accuracy_greedy", 0.5}}});
     // Training and averaging: write a checkpoint directory.
-    fs::create_directories(spec["out"].get<std::string>());
-    std::ofstream(spec["out"].get<std::string>() + "/model.safetensors") << t.kind << t.id;
-    json res = {{"checkpoint", {{"sha256", "00"}, {"size_bytes", 10}}}, {"metrics", {{"loss", 0.25}}}};
-    if (t.kind == "average") {
-      avg_specs_[t.stage] = spec;
+    const tasks::CheckpointInfo ck{.sha256 = "00", .size_bytes = 10};
+    if (t.kind == tasks::kAverage) {
+      auto spec = tasks::DecodeAverageSpec(t.spec);
+      EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+      WriteFakeCheckpoint(spec->out, t);
+      avg_specs_[t.stage] = *spec;
+      tasks::AverageResult res{.checkpoint = ck, .metrics = {{"loss", 0.25}}};
       // Greedy averaging that kept only the last input.
-      if (spec.contains("select")) {
-        std::vector<double> w(spec["inputs"].size(), 0.0);
-        w.back() = 1.0;
-        res["weights"] = w;
+      if (spec->select) {
+        res.weights.assign(spec->inputs.size(), 0.0);
+        res.weights.back() = 1.0;
       }
+      return tasks::Encode(res);
     }
-    return res;
+    auto spec = tasks::DecodeTrainSpec(t.spec);
+    EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+    WriteFakeCheckpoint(spec->out, t);
+    return tasks::Encode(tasks::TrainResult{.checkpoint = ck, .metrics = {{"loss", 0.25}}});
+  }
+  static void WriteFakeCheckpoint(const std::string& out, const Task& t) {
+    fs::create_directories(out);
+    std::ofstream(out + "/model.safetensors") << t.kind << t.id;
   }
 
   // Works until nothing is leasable; answers pending annotation requests.
@@ -143,16 +161,16 @@ class OrchestratorTest : public ::testing::Test {
       if (lease.ok() && lease->has_value()) {
         const Task& t = **lease;
         kinds_.push_back(t.stage + ":" + t.kind);
-        json res = FakeResult(t);
-        if (res.contains("weights")) {
+        const std::string res = FakeResult(t);
+        if (t.kind == tasks::kAverage && avg_specs_[t.stage].select) {
           // Weights that do not match the inputs are refused.
-          json bad = res;
-          bad["weights"] = {1.0};
-          auto b = orch_->Complete(t.lease_id, bad.dump());
+          auto bad = tasks::DecodeAverageResult(res).value();
+          bad.weights = {1.0};
+          auto b = orch_->Complete(t.lease_id, tasks::Encode(bad));
           EXPECT_FALSE(b.ok());
           EXPECT_NE(b.status().message().find("one entry per input"), std::string::npos) << b.status().message();
         }
-        auto c = orch_->Complete(t.lease_id, res.dump());
+        auto c = orch_->Complete(t.lease_id, res);
         EXPECT_TRUE(c.ok()) << c.status().ToString();
         ++done;
         continue;
@@ -214,7 +232,7 @@ class OrchestratorTest : public ::testing::Test {
   std::unique_ptr<Orchestrator> orch_;
   std::string worker_;
   std::vector<std::string> kinds_;
-  std::map<std::string, json> avg_specs_;  // stage -> spec of its last average task
+  std::map<std::string, tasks::AverageSpec> avg_specs_;  // stage -> spec of its last average task
 };
 
 TEST_F(OrchestratorTest, TwoRoundsRunInStageOrder) {
@@ -435,11 +453,11 @@ TEST_F(OrchestratorTest, GreedyRmAveragingAndRepeatedComparisons) {
   EXPECT_GT(train, 0u);
 
   // The RM's average chooses on the validation pairs; SFT and DPO average uniformly.
-  ASSERT_TRUE(avg_specs_["rm"].contains("select")) << avg_specs_["rm"].dump();
-  EXPECT_EQ(avg_specs_["rm"]["select"]["dataset"], path("rm-val-r1"));
-  EXPECT_EQ(avg_specs_["rm"]["select"]["strengths"], json({"significantly_better", "better"}));
-  EXPECT_FALSE(avg_specs_["sft"].contains("select"));
-  EXPECT_FALSE(avg_specs_["dpo"].contains("select"));
+  ASSERT_TRUE(avg_specs_["rm"].select.has_value());
+  EXPECT_EQ(avg_specs_["rm"].select->dataset, path("rm-val-r1"));
+  EXPECT_EQ(avg_specs_["rm"].select->strengths, std::vector<std::string>({"significantly_better", "better"}));
+  EXPECT_FALSE(avg_specs_["sft"].select.has_value());
+  EXPECT_FALSE(avg_specs_["dpo"].select.has_value());
   // The checkpoint records the weights as applied.
   auto r1 = store_->GetRound(run->id, 1);
   ASSERT_TRUE(r1.ok());
@@ -449,6 +467,26 @@ TEST_F(OrchestratorTest, GreedyRmAveragingAndRepeatedComparisons) {
   auto sft = store_->GetCheckpoint(r1->stages[3].checkpoint_id);
   ASSERT_TRUE(sft.ok());
   EXPECT_EQ(sft->averaging_weights, std::vector<double>({0.5, 0.5}));
+}
+
+TEST_F(OrchestratorTest, WorkerOfAnotherProtocolIsRefused) {
+  WorkerInfo w;
+  w.name = "old";
+  w.protocol = 0;  // from before the protocol was versioned
+  auto reg = orch_->RegisterWorker(w);
+  ASSERT_FALSE(reg.ok());
+  EXPECT_EQ(reg.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(reg.status().message().find("task protocol 0"), std::string::npos) << reg.status().message();
+  EXPECT_EQ(orch_->Workers().size(), 1u);  // only the fixture's
+}
+
+TEST(Stages, TheLoopIsTheStageTable) {
+  ASSERT_EQ(stages::Loop().size(), static_cast<size_t>(kNumStages));
+  for (int i = 0; i < kNumStages; ++i) {
+    EXPECT_STREQ(stages::Loop()[static_cast<size_t>(i)]->name(), kStages[i]);
+    EXPECT_EQ(stages::Find(kStages[i]), stages::Loop()[static_cast<size_t>(i)]);
+  }
+  EXPECT_EQ(stages::Find("nope"), nullptr);
 }
 
 TEST(ImpliedPairs, EditedChosenRejectedGivesThreePairs) {

@@ -9,6 +9,7 @@
 
 #include "api/wire/problem.h"
 #include "herdd_process.h"
+#include "tasks/protocol.h"
 
 namespace herd::testing {
 namespace {
@@ -40,7 +41,8 @@ class WorkerProtocolTest : public ::testing::Test {
     return id;
   }
   std::string Register(api::HttpClient& c) {
-    auto w = api::SendJson(c, "POST", "/v1/workers", {{"name", "test"}, {"device", "cpu"}});
+    auto w = api::SendJson(c, "POST", "/v1/workers",
+                           {{"name", "test"}, {"device", "cpu"}, {"protocol", tasks::kProtocolVersion}});
     EXPECT_TRUE(w.ok()) << w.status().ToString();
     return (*w)["worker"]["id"];
   }
@@ -61,6 +63,27 @@ class WorkerProtocolTest : public ::testing::Test {
 
   TempDir tmp_{"proto"};
 };
+
+TEST_F(WorkerProtocolTest, WorkerOfAnotherTaskProtocolIsRefused) {
+  HerddProcess herdd(tmp_.path() + "/data");
+  ASSERT_TRUE(herdd.Start()) << herdd.Log();
+  auto c = herdd.Client();
+  for (const json& body : {json{{"name", "old"}}, json{{"name", "next"}, {"protocol", tasks::kProtocolVersion + 1}}}) {
+    auto r = c->Request("POST", "/v1/workers", body.dump());
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 409) << r->body;
+    auto p = api::ParseProblem(r->body);
+    EXPECT_NE(p.detail.find("task protocol"), std::string::npos) << r->body;
+  }
+  auto bad = c->Request("POST", "/v1/workers", R"({"protocol": "one"})");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  EXPECT_NE(bad->body.find("protocol"), std::string::npos) << bad->body;
+  // The one that speaks it is told so.
+  auto ok = api::SendJson(*c, "POST", "/v1/workers", {{"name", "now"}, {"protocol", tasks::kProtocolVersion}});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ((*ok)["protocol"], tasks::kProtocolVersion);
+}
 
 TEST_F(WorkerProtocolTest, StaleLeaseIsRefusedAndCompletionIsIdempotent) {
   HerddProcess herdd(tmp_.path() + "/data");

@@ -7,6 +7,11 @@
 #include <chrono>
 #include <cmath>
 
+#include "tasks/datasets.h"
+#include "tasks/eval.h"
+#include "tasks/generate.h"
+#include "tasks/protocol.h"
+#include "tasks/rejection_sample.h"
 #include "workers/generate/generator.h"
 #include "workers/generate/paged_llama.h"
 #include "workers/generate/rejection_sampling.h"
@@ -30,22 +35,16 @@ struct SpecPrompt {
   std::vector<int32_t> tokens;      // formatted, ending in the assistant header
 };
 
-Result<std::vector<SpecPrompt>> Prompts(const json& spec) {
-  if (!spec.contains("prompts") || !spec["prompts"].is_array()) {
-    return Status::InvalidArgument("spec.prompts: required array of {id, messages}");
-  }
+Result<std::vector<SpecPrompt>> Prompts(const std::vector<tasks::Prompt>& prompts) {
   std::vector<SpecPrompt> out;
   model::ChatFormatOptions fo;
   fo.add_generation_prompt = true;
-  for (size_t i = 0; i < spec["prompts"].size(); ++i) {
-    const json& p = spec["prompts"][i];
+  for (size_t i = 0; i < prompts.size(); ++i) {
     std::string where = "spec.prompts[" + std::to_string(i) + "]";
     SpecPrompt sp;
-    if (!p.contains("id") || !p["id"].is_string()) return Status::InvalidArgument(where + ".id: required string");
-    sp.id = p["id"].get<std::string>();
-    HERD_ASSIGN_OR_RETURN(sp.messages, ChatMessages(p.value("messages", json()), where + ".messages"));
-    if (sp.messages.empty()) return Status::InvalidArgument(where + ".messages: empty");
-    sp.text = sp.messages.back().content;
+    sp.id = prompts[i].id;
+    HERD_ASSIGN_OR_RETURN(sp.messages, ChatMessages(prompts[i].messages, where + ".messages"));
+    sp.text = sp.messages.back().content;  // the contract has no empty conversations
     HERD_ASSIGN_OR_RETURN(model::ChatTokens ct, model::FormatChat(sp.messages, fo));
     sp.tokens = ct.ids;
     out.push_back(std::move(sp));
@@ -78,12 +77,12 @@ Result<std::unique_ptr<Policy>> LoadPolicy(const std::string& dir, int64_t kv_bu
   return p;
 }
 
-generate::SamplingParams Sampling(const json& spec, double temperature) {
+generate::SamplingParams Sampling(double temperature, double top_p, int64_t top_k, int64_t max_new_tokens) {
   generate::SamplingParams sp;
   sp.temperature = static_cast<float>(temperature);
-  sp.top_p = static_cast<float>(SpecNumber(spec, "top_p", 1.0));
-  sp.top_k = static_cast<int32_t>(SpecNumber(spec, "top_k", 0));
-  sp.max_new_tokens = static_cast<int32_t>(SpecNumber(spec, "max_new_tokens", 64));
+  sp.top_p = static_cast<float>(top_p);
+  sp.top_k = static_cast<int32_t>(top_k);
+  sp.max_new_tokens = static_cast<int32_t>(max_new_tokens);
   sp.eot_id = model::kEotId;
   return sp;
 }
@@ -191,47 +190,36 @@ int64_t MaxPromptLen(const std::vector<SpecPrompt>& ps) {
 }
 
 Result<json> Generate(TaskContext& ctx) {
-  const json& spec = ctx.spec();
-  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(spec));
-  if (!spec.contains("policies") || !spec["policies"].is_array() || spec["policies"].size() != 2) {
-    return Status::InvalidArgument("spec.policies: required array of two checkpoint paths");
-  }
-  const uint64_t seed = spec.value("seed", uint64_t{1});
-  auto sp = Sampling(spec, SpecNumber(spec, "temperature", 1.0));
+  HERD_ASSIGN_OR_RETURN(tasks::GenerateSpec spec, tasks::DecodeGenerateSpec(ctx.spec()));
+  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(spec.prompts));
+  auto sp = Sampling(spec.temperature, spec.top_p, 0, spec.max_new_tokens);
   std::vector<std::vector<std::string>> texts(2);
   for (int m = 0; m < 2; ++m) {
-    HERD_ASSIGN_OR_RETURN(auto pol, LoadPolicy(spec["policies"][m].get<std::string>(),
-                                               static_cast<int64_t>(SpecNumber(spec, "kv_budget_bytes", 64 << 20))));
-    HERD_ASSIGN_OR_RETURN(auto out, Sample(*pol, prompts, 1, sp, seed + 7919 * static_cast<uint64_t>(m)));
+    HERD_ASSIGN_OR_RETURN(auto pol, LoadPolicy(spec.policies[static_cast<size_t>(m)], spec.kv_budget_bytes));
+    HERD_ASSIGN_OR_RETURN(auto out, Sample(*pol, prompts, 1, sp, spec.seed + 7919 * static_cast<uint64_t>(m)));
     for (auto& per : out) texts[m].push_back(per.empty() ? "" : Text(per[0].tokens));
     ctx.Report({{"step", m + 1}, {"total_steps", 2}, {"stage", "generate"}});
     if (ctx.ShouldStop()) return Status::Aborted("stopped");
   }
-  json rs = json::array();
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    rs.push_back({{"prompt_id", prompts[i].id}, {"a", texts[0][i]}, {"b", texts[1][i]}});
-  }
-  return json{{"responses", rs}};
+  tasks::GenerateResult res;
+  for (size_t i = 0; i < prompts.size(); ++i) res.responses.push_back({prompts[i].id, texts[0][i], texts[1][i]});
+  return tasks::ToJson(res);
 }
 
 Result<json> RejectionSampleTask(TaskContext& ctx) {
-  const json& spec = ctx.spec();
-  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(spec));
-  HERD_ASSIGN_OR_RETURN(std::string policy_path, SpecString(spec, "policy"));
-  HERD_ASSIGN_OR_RETURN(std::string rm_path, SpecString(spec, "rm"));
-  const int32_t k = static_cast<int32_t>(SpecNumber(spec, "k", 10));
-  if (k < 1) return Status::InvalidArgument("spec.k: must be >= 1");
-  auto sp = Sampling(spec, SpecNumber(spec, "temperature", 0.7));
-  HERD_ASSIGN_OR_RETURN(auto pol, LoadPolicy(policy_path,
-                                             static_cast<int64_t>(SpecNumber(spec, "kv_budget_bytes", 256 << 20))));
-  HERD_ASSIGN_OR_RETURN(auto scorer, RmScorer::Load(rm_path, spec.value("rm_id", ""), MaxPromptLen(prompts),
+  HERD_ASSIGN_OR_RETURN(tasks::RejectionSampleSpec spec, tasks::DecodeRejectionSampleSpec(ctx.spec()));
+  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(spec.prompts));
+  const int32_t k = static_cast<int32_t>(spec.k);
+  auto sp = Sampling(spec.temperature, spec.top_p, spec.top_k, spec.max_new_tokens);
+  HERD_ASSIGN_OR_RETURN(auto pol, LoadPolicy(spec.policy, spec.kv_budget_bytes));
+  HERD_ASSIGN_OR_RETURN(auto scorer, RmScorer::Load(spec.rm, spec.rm_id, MaxPromptLen(prompts),
                                                     sp.max_new_tokens + 1, k));
   generate::RejectionSamplingOptions ro;
   ro.num_samples = k;
   ro.sampling = sp;
-  ro.seed = spec.value("seed", uint64_t{1});
-  ro.policy_id = spec.value("policy_id", "");
-  json samples = json::array();
+  ro.seed = spec.seed;
+  ro.policy_id = spec.policy_id;
+  tasks::RejectionSampleResult res;
   int64_t tokens = 0;
   auto t0 = std::chrono::steady_clock::now();
   // In chunks, so heartbeats carry progress and a cancel is seen soon.
@@ -242,15 +230,17 @@ Result<json> RejectionSampleTask(TaskContext& ctx) {
       rp.push_back({static_cast<int64_t>(i), prompts[i].tokens});
     }
     HERD_ASSIGN_OR_RETURN(auto rows, generate::RejectionSample(*pol->gen, *scorer, rp, ro, Text));
-    for (const auto& r : rows) {
+    for (auto& r : rows) {
       tokens += static_cast<int64_t>(r.tokens.size());
-      samples.push_back({{"prompt_id", prompts[static_cast<size_t>(r.prompt_id)].id},
-                         {"idx", r.idx},
-                         {"tokens", r.tokens},
-                         {"text", r.text},
-                         {"logprob", r.logprob_sum},
-                         {"rm_score", r.score},
-                         {"seed", r.seed}});
+      tasks::RejectionSampleResult::Sample s;
+      s.prompt_id = prompts[static_cast<size_t>(r.prompt_id)].id;
+      s.idx = static_cast<uint32_t>(r.idx);
+      s.tokens = std::move(r.tokens);
+      s.text = std::move(r.text);
+      s.logprob = r.logprob_sum;
+      s.rm_score = r.score;
+      s.seed = r.seed;
+      res.samples.push_back(std::move(s));
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ctx.Report({{"step", std::min(prompts.size(), b + chunk)}, {"total_steps", prompts.size()},
@@ -259,33 +249,33 @@ Result<json> RejectionSampleTask(TaskContext& ctx) {
     if (ctx.ShouldStop()) return Status::Aborted("stopped");
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return json{{"samples", samples},
-              {"metrics", {{"tokens", tokens}, {"tokens_per_s", secs > 0 ? tokens / secs : 0.0}}}};
+  res.metrics = {{"tokens", tokens}, {"tokens_per_s", secs > 0 ? static_cast<double>(tokens) / secs : 0.0}};
+  return tasks::ToJson(res);
 }
 
 Result<json> Eval(TaskContext& ctx) {
-  const json& spec = ctx.spec();
-  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(spec));
-  HERD_ASSIGN_OR_RETURN(std::string policy_path, SpecString(spec, "policy"));
+  HERD_ASSIGN_OR_RETURN(tasks::EvalSpec spec, tasks::DecodeEvalSpec(ctx.spec()));
+  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(spec.prompts));
   const Checker* checker = nullptr;
-  std::string cname = spec.value("checker", "");
-  if (!cname.empty()) {
-    checker = FindChecker(cname);
-    if (!checker) return Status::InvalidArgument("spec.checker: unknown checker '" + cname + "'");
+  if (!spec.checker.empty()) {
+    checker = FindChecker(spec.checker);
+    if (!checker) return Status::InvalidArgument("spec.checker: unknown checker '" + spec.checker + "'");
   }
-  const uint64_t seed = spec.value("seed", uint64_t{1});
-  const int64_t kv = static_cast<int64_t>(SpecNumber(spec, "kv_budget_bytes", 64 << 20));
-  auto greedy = Sampling(spec, 0.0);
-  auto sampled = Sampling(spec, SpecNumber(spec, "temperature", 0.7));
-  const int32_t n_sampled = static_cast<int32_t>(SpecNumber(spec, "samples_per_prompt", 1));
+  const uint64_t seed = spec.seed;
+  const int64_t kv = spec.kv_budget_bytes;
+  auto greedy = Sampling(0.0, 1.0, 0, spec.max_new_tokens);
+  auto sampled = Sampling(spec.temperature, 1.0, 0, spec.max_new_tokens);
+  const int32_t n_sampled = static_cast<int32_t>(spec.samples_per_prompt);
   json m = json::object();
   m["prompts"] = prompts.size();
 
   // Greedy responses of the policy, the previous policy and the base.
   std::map<std::string, std::vector<std::string>> greedy_text;
-  for (const char* which : {"policy", "previous", "base"}) {
-    if (!spec.contains(which) || !spec[which].is_string() || spec[which].get<std::string>().empty()) continue;
-    HERD_ASSIGN_OR_RETURN(auto pol, LoadPolicy(spec[which].get<std::string>(), kv));
+  const std::pair<const char*, const std::string*> models[] = {
+      {"policy", &spec.policy}, {"previous", &spec.previous}, {"base", &spec.base}};
+  for (const auto& [which, dir] : models) {
+    if (dir->empty()) continue;
+    HERD_ASSIGN_OR_RETURN(auto pol, LoadPolicy(*dir, kv));
     HERD_ASSIGN_OR_RETURN(auto g, Sample(*pol, prompts, 1, greedy, seed));
     auto& texts = greedy_text[which];
     for (auto& per : g) texts.push_back(per.empty() ? "" : Text(per[0].tokens));
@@ -317,8 +307,8 @@ Result<json> Eval(TaskContext& ctx) {
 
   // The reward model: held-out pair accuracy, and scores of greedy answers.
   std::unique_ptr<RmScorer> rm;
-  if (spec.contains("rm") && spec["rm"].is_string() && !spec["rm"].get<std::string>().empty()) {
-    HERD_ASSIGN_OR_RETURN(rm, RmScorer::Load(spec["rm"].get<std::string>(), "", 2 * MaxPromptLen(prompts) + 64,
+  if (!spec.rm.empty()) {
+    HERD_ASSIGN_OR_RETURN(rm, RmScorer::Load(spec.rm, "", 2 * MaxPromptLen(prompts) + 64,
                                              static_cast<int64_t>(greedy.max_new_tokens) * 4 + 64, 2));
   }
   std::vector<double> rm_policy, rm_prev;
@@ -338,15 +328,15 @@ Result<json> Eval(TaskContext& ctx) {
       for (double x : rm_policy) sum += x;
       m["rm_score_greedy"] = sum / static_cast<double>(rm_policy.size());
     }
-    std::string heldout = spec.value("rm_heldout", "");
+    const std::string& heldout = spec.rm_heldout;
     if (!heldout.empty()) {
-      HERD_ASSIGN_OR_RETURN(auto rows, ReadJsonl(heldout));
+      HERD_ASSIGN_OR_RETURN(auto rows, tasks::ReadPairRows(heldout));
       double right = 0;
       int64_t n = 0;
       for (const auto& r : rows) {
-        HERD_ASSIGN_OR_RETURN(auto pm, ChatMessages(r.value("prompt", json()), heldout + " prompt"));
-        auto c = train::FormatResponse(pm, r.value("chosen", ""));
-        auto x = train::FormatResponse(pm, r.value("rejected", ""));
+        HERD_ASSIGN_OR_RETURN(auto pm, ChatMessages(r.prompt, heldout + " prompt"));
+        auto c = train::FormatResponse(pm, r.chosen);
+        auto x = train::FormatResponse(pm, r.rejected);
         if (!c.ok() || !x.ok()) continue;
         HERD_ASSIGN_OR_RETURN(auto s, rm->ScoreResponses(c->prompt, {c->response, x->response}));
         right += s[0] > s[1];
@@ -367,15 +357,17 @@ Result<json> Eval(TaskContext& ctx) {
     }
     m["win_rate_vs_previous"] = prompts.empty() ? 0.0 : w / static_cast<double>(prompts.size());
   }
-  return json{{"metrics", m}};
+  tasks::EvalResult res;
+  res.metrics = std::move(m);
+  return tasks::ToJson(res);
 }
 
 }  // namespace
 
 void AddGenerateHandlers(Worker& w) {
-  w.AddHandler("generate", Generate);
-  w.AddHandler("rejection_sample", RejectionSampleTask);
-  w.AddHandler("eval", Eval);
+  w.AddHandler(tasks::kGenerate, Generate);
+  w.AddHandler(tasks::kRejectionSample, RejectionSampleTask);
+  w.AddHandler(tasks::kEval, Eval);
 }
 
 }  // namespace herd::worker

@@ -13,50 +13,14 @@ namespace herd::worker {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-Result<std::string> SpecString(const json& spec, const char* field) {
-  auto it = spec.find(field);
-  if (it == spec.end() || !it->is_string() || it->get<std::string>().empty()) {
-    return Status::InvalidArgument(std::string("spec.") + field + ": required string");
-  }
-  return it->get<std::string>();
-}
-
-double SpecNumber(const json& spec, const char* field, double fallback) {
-  auto it = spec.find(field);
-  return it != spec.end() && it->is_number() ? it->get<double>() : fallback;
-}
-
-Result<std::vector<json>> ReadJsonl(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Status::NotFound("dataset " + path + ": cannot open");
-  std::vector<json> rows;
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(f, line)) {
-    ++n;
-    if (line.empty()) continue;
-    json j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-      return Status::InvalidArgument(path + ":" + std::to_string(n) + ": not a JSON object");
-    }
-    rows.push_back(std::move(j));
-  }
-  return rows;
-}
-
-Result<std::vector<model::ChatMessage>> ChatMessages(const json& messages, const std::string& what) {
-  if (!messages.is_array()) return Status::InvalidArgument(what + ": must be an array of messages");
+Result<std::vector<model::ChatMessage>> ChatMessages(const std::vector<tasks::Message>& messages,
+                                                     const std::string& what) {
   std::vector<model::ChatMessage> out;
+  out.reserve(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
-    const json& m = messages[i];
-    std::string p = what + "[" + std::to_string(i) + "]";
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
-        !m["content"].is_string()) {
-      return Status::InvalidArgument(p + ": needs string 'role' and 'content'");
-    }
-    auto role = model::ParseRole(m["role"].get<std::string>());
-    if (!role.ok()) return role.status().WithContext(p + ".role");
-    out.push_back({*role, m["content"].get<std::string>()});
+    auto role = model::ParseRole(messages[i].role);
+    if (!role.ok()) return role.status().WithContext(what + "[" + std::to_string(i) + "].role");
+    out.push_back({*role, messages[i].content});
   }
   return out;
 }
@@ -83,7 +47,7 @@ Result<std::unique_ptr<model::LlamaModel>> LoadModel(const std::string& dir, int
   return m;
 }
 
-Result<json> DescribeCheckpoint(const std::string& dir) {
+Result<tasks::CheckpointInfo> DescribeCheckpoint(const std::string& dir) {
   std::vector<std::pair<std::string, std::string>> files;  // rel path, sha256
   uint64_t bytes = 0;
   std::string config_sha;
@@ -106,10 +70,14 @@ Result<json> DescribeCheckpoint(const std::string& dir) {
     all.Update(hex.data(), hex.size());
     all.Update("\n", 1);
   }
-  return json{{"sha256", all.FinishHex()}, {"size_bytes", bytes}, {"config_sha256", config_sha}};
+  tasks::CheckpointInfo info;
+  info.sha256 = all.FinishHex();
+  info.size_bytes = bytes;
+  info.config_sha256 = config_sha;
+  return info;
 }
 
-Result<json> SaveModel(model::LlamaModel& m, const std::string& dir) {
+Result<tasks::CheckpointInfo> SaveModel(model::LlamaModel& m, const std::string& dir) {
   model::SaveOptions so;
   so.overwrite = true;  // a retried task rewrites its own output directory
   so.tokenizer_json = model::ByteTokenizer::TokenizerJson();

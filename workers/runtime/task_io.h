@@ -1,6 +1,6 @@
 #pragma once
-// What the task handlers share: spec field readers whose errors name the
-// field, JSONL datasets, and loading/saving models as HF checkpoints.
+// What the task handlers share: chat messages from the task contracts, and
+// loading/saving models as HF checkpoints.
 #include <nlohmann/json.hpp>
 
 #include <memory>
@@ -8,21 +8,14 @@
 #include <vector>
 
 #include "common/status.h"
+#include "tasks/common.h"
 #include "workers/model/chat_format.h"
 #include "workers/model/llama.h"
 
 namespace herd::worker {
 
-// spec.<field> as a string / number; InvalidArgument "spec.dataset: ..." when
-// missing or mistyped.
-Result<std::string> SpecString(const nlohmann::json& spec, const char* field);
-double SpecNumber(const nlohmann::json& spec, const char* field, double fallback);
-
-// Reads every line of a JSONL file; errors name the file and line.
-Result<std::vector<nlohmann::json>> ReadJsonl(const std::string& path);
-
-// [{"role","content"}…] → chat messages; errors name `what`.
-Result<std::vector<model::ChatMessage>> ChatMessages(const nlohmann::json& messages,
+// A contract's messages → chat messages; errors (an unknown role) name `what`.
+Result<std::vector<model::ChatMessage>> ChatMessages(const std::vector<tasks::Message>& messages,
                                                      const std::string& what);
 
 // A model loaded from an HF checkpoint directory with activations for
@@ -33,11 +26,11 @@ Result<std::unique_ptr<model::LlamaModel>> LoadModel(const std::string& dir, int
                                                      int64_t max_seq, bool as_reward_model = false);
 
 // Saves the model as an HF checkpoint (fp32, with herd's tokenizer files and
-// generation config) and returns the result's "checkpoint" object:
-// {sha256 (of the directory), size_bytes, config_sha256}.
-Result<nlohmann::json> SaveModel(model::LlamaModel& m, const std::string& dir);
+// generation config) and describes it for the task's result.
+Result<tasks::CheckpointInfo> SaveModel(model::LlamaModel& m, const std::string& dir);
 
-// sha256 digest of a directory's files (stable across copies) and its size.
-Result<nlohmann::json> DescribeCheckpoint(const std::string& dir);
+// sha256 digest of a directory's files (stable across copies), its size
+// and its config.json's digest.
+Result<tasks::CheckpointInfo> DescribeCheckpoint(const std::string& dir);
 
 }  // namespace herd::worker

@@ -9,6 +9,10 @@
 #include <map>
 #include <optional>
 
+#include "tasks/average.h"
+#include "tasks/datasets.h"
+#include "tasks/protocol.h"
+#include "tasks/train.h"
 #include "workers/model/checkpoint.h"
 #include "workers/runtime/handlers.h"
 #include "workers/runtime/task_io.h"
@@ -22,26 +26,19 @@ using nlohmann::json;
 
 namespace {
 
-Result<train::TrainerOptions> TrainerOptionsFrom(const json& spec) {
-  auto it = spec.find("hparams");
-  if (it == spec.end() || !it->is_object()) return Status::InvalidArgument("spec.hparams: required object");
-  const json& h = *it;
+train::TrainerOptions TrainerOptionsFrom(const tasks::TrainHparams& h) {
   train::TrainerOptions o;
-  o.steps = h.value("steps", int64_t{100});
-  o.batch_rows = h.value("batch_rows", int64_t{8});
-  o.seq_len = h.value("seq_len", int64_t{512});
-  o.grad_clip = h.value("grad_clip", 1.0);
-  o.seed = static_cast<uint64_t>(h.value("seed", int64_t{1}));
-  o.lr.peak_lr = h.value("lr", 1e-5);
-  o.lr.warmup_steps = std::min<int64_t>(h.value("warmup_steps", int64_t{0}), o.steps - 1);
-  o.lr.min_lr_ratio = std::max(1e-6, h.value("min_lr_ratio", 0.1));
-  o.lr.decay = h.value("schedule", std::string("cosine")) == "linear"
-                   ? train::LrScheduleOptions::Decay::kLinear
-                   : train::LrScheduleOptions::Decay::kCosine;
-  o.adamw.weight_decay = static_cast<float>(h.value("weight_decay", 0.0));
-  if (o.steps < 1 || o.batch_rows < 1 || o.seq_len < 8) {
-    return Status::InvalidArgument("spec.hparams: steps, batch_rows and seq_len must be positive");
-  }
+  o.steps = h.steps;
+  o.batch_rows = h.batch_rows;
+  o.seq_len = h.seq_len;
+  o.grad_clip = h.grad_clip;
+  o.seed = static_cast<uint64_t>(h.seed);
+  o.lr.peak_lr = h.lr;
+  o.lr.warmup_steps = std::min<int64_t>(h.warmup_steps, o.steps - 1);
+  o.lr.min_lr_ratio = std::max(1e-6, h.min_lr_ratio);
+  o.lr.decay = h.schedule == "linear" ? train::LrScheduleOptions::Decay::kLinear
+                                      : train::LrScheduleOptions::Decay::kCosine;
+  o.adamw.weight_decay = static_cast<float>(h.weight_decay);
   return o;
 }
 
@@ -88,130 +85,120 @@ Result<json> RunTrainer(TaskContext& ctx, model::LlamaModel& m, train::Objective
   return last;
 }
 
-Result<std::vector<train::Strength>> Strengths(const json& spec) {
+Result<std::vector<train::Strength>> Strengths(const std::vector<std::string>& names) {
   std::vector<train::Strength> out;
-  if (!spec.contains("strengths")) return std::vector<train::Strength>{train::Strength::kSignificantlyBetter,
-                                                                       train::Strength::kBetter};
-  for (const auto& s : spec["strengths"]) {
-    if (!s.is_string()) return Status::InvalidArgument("spec.strengths: must be strings");
-    HERD_ASSIGN_OR_RETURN(train::Strength st, train::ParseStrength(s.get<std::string>()));
+  for (const auto& n : names) {
+    HERD_ASSIGN_OR_RETURN(train::Strength st, train::ParseStrength(n));
     out.push_back(st);
   }
   return out;
 }
 
-// pairs JSONL rows (docs/tasks.md) → ranked RM samples.
-Result<std::vector<train::RankedSample>> RankedSamples(const std::vector<json>& rows, const std::string& path) {
+// Preference pair rows (tasks/datasets.h) → ranked RM samples.
+Result<std::vector<train::RankedSample>> RankedSamples(const std::vector<tasks::PairRow>& rows,
+                                                       const std::string& path) {
   std::vector<train::RankedSample> out;
   for (size_t i = 0; i < rows.size(); ++i) {
-    const json& r = rows[i];
+    const tasks::PairRow& r = rows[i];
     std::string where = path + ":" + std::to_string(i + 1);
-    HERD_ASSIGN_OR_RETURN(auto prompt, ChatMessages(r.value("prompt", json()), where + " prompt"));
-    auto strength = train::ParseStrength(r.value("strength", std::string("better")));
+    HERD_ASSIGN_OR_RETURN(auto prompt, ChatMessages(r.prompt, where + " prompt"));
+    auto strength = train::ParseStrength(r.strength);
     if (!strength.ok()) return strength.status().WithContext(where);
-    HERD_ASSIGN_OR_RETURN(auto s, train::RankedSampleFromChat(r.value("id", std::to_string(i)), prompt,
-                                                              r.value("chosen", ""), r.value("rejected", ""),
-                                                              r.value("edited", ""), *strength));
+    HERD_ASSIGN_OR_RETURN(auto s, train::RankedSampleFromChat(r.id, prompt, r.chosen, r.rejected,
+                                                              r.edited.value_or(""), *strength));
     out.push_back(std::move(s));
   }
   return out;
 }
 
 Result<json> TrainSft(TaskContext& ctx) {
-  const json& spec = ctx.spec();
-  HERD_ASSIGN_OR_RETURN(std::string base, SpecString(spec, "base"));
-  HERD_ASSIGN_OR_RETURN(std::string dataset, SpecString(spec, "dataset"));
-  HERD_ASSIGN_OR_RETURN(std::string out, SpecString(spec, "out"));
-  HERD_ASSIGN_OR_RETURN(train::TrainerOptions opts, TrainerOptionsFrom(spec));
-  HERD_ASSIGN_OR_RETURN(auto rows, ReadJsonl(dataset));
+  HERD_ASSIGN_OR_RETURN(tasks::TrainSpec spec, tasks::DecodeTrainSpec(ctx.spec()));
+  const train::TrainerOptions opts = TrainerOptionsFrom(spec.hparams);
+  HERD_ASSIGN_OR_RETURN(auto rows, tasks::ReadConversationRows(spec.dataset));
   std::vector<train::SftExample> examples;
   for (size_t i = 0; i < rows.size(); ++i) {
-    std::string where = dataset + ":" + std::to_string(i + 1);
-    HERD_ASSIGN_OR_RETURN(auto msgs, ChatMessages(rows[i].value("messages", json()), where + " messages"));
+    std::string where = spec.dataset + ":" + std::to_string(i + 1);
+    HERD_ASSIGN_OR_RETURN(auto msgs, ChatMessages(rows[i].messages, where + " messages"));
     auto ex = train::SftExampleFromChat(msgs);
     if (!ex.ok()) return ex.status().WithContext(where);
     examples.push_back(std::move(ex).value());
   }
-  if (examples.empty()) return Status::InvalidArgument(dataset + ": no conversations");
-  HERD_ASSIGN_OR_RETURN(auto m, LoadModel(base, opts.batch_rows, opts.seq_len));
+  if (examples.empty()) return Status::InvalidArgument(spec.dataset + ": no conversations");
+  HERD_ASSIGN_OR_RETURN(auto m, LoadModel(spec.base, opts.batch_rows, opts.seq_len));
   train::SftPackOptions po;
   po.truncate = true;
   auto obj = train::MakeSftObjective(std::move(examples), po);
-  HERD_ASSIGN_OR_RETURN(json metrics, RunTrainer(ctx, *m, *obj, nullptr, opts));
-  metrics["examples"] = obj->size();
-  HERD_ASSIGN_OR_RETURN(json ck, SaveModel(*m, out));
-  return json{{"checkpoint", ck}, {"metrics", metrics}};
+  tasks::TrainResult res;
+  HERD_ASSIGN_OR_RETURN(res.metrics, RunTrainer(ctx, *m, *obj, nullptr, opts));
+  res.metrics["examples"] = obj->size();
+  HERD_ASSIGN_OR_RETURN(res.checkpoint, SaveModel(*m, spec.out));
+  return tasks::ToJson(res);
 }
 
 Result<json> TrainRm(TaskContext& ctx) {
-  const json& spec = ctx.spec();
-  HERD_ASSIGN_OR_RETURN(std::string base, SpecString(spec, "base"));
-  HERD_ASSIGN_OR_RETURN(std::string dataset, SpecString(spec, "dataset"));
-  HERD_ASSIGN_OR_RETURN(std::string out, SpecString(spec, "out"));
-  HERD_ASSIGN_OR_RETURN(train::TrainerOptions opts, TrainerOptionsFrom(spec));
+  HERD_ASSIGN_OR_RETURN(tasks::TrainSpec spec, tasks::DecodeTrainSpec(ctx.spec()));
+  const train::TrainerOptions opts = TrainerOptionsFrom(spec.hparams);
   train::RewardOptions ro;
-  HERD_ASSIGN_OR_RETURN(ro.strengths, Strengths(spec));
-  ro.use_margin = spec.value("margin", false);
-  HERD_ASSIGN_OR_RETURN(auto rows, ReadJsonl(dataset));
-  HERD_ASSIGN_OR_RETURN(auto samples, RankedSamples(rows, dataset));
+  HERD_ASSIGN_OR_RETURN(ro.strengths, Strengths(spec.strengths));
+  ro.use_margin = spec.margin;
+  HERD_ASSIGN_OR_RETURN(auto rows, tasks::ReadPairRows(spec.dataset));
+  HERD_ASSIGN_OR_RETURN(auto samples, RankedSamples(rows, spec.dataset));
   std::vector<train::RankedSample> heldout;
-  if (spec.contains("heldout") && spec["heldout"].is_string()) {
-    HERD_ASSIGN_OR_RETURN(auto hrows, ReadJsonl(spec["heldout"].get<std::string>()));
-    HERD_ASSIGN_OR_RETURN(heldout, RankedSamples(hrows, spec["heldout"].get<std::string>()));
+  if (!spec.heldout.empty()) {
+    HERD_ASSIGN_OR_RETURN(auto hrows, tasks::ReadPairRows(spec.heldout));
+    HERD_ASSIGN_OR_RETURN(heldout, RankedSamples(hrows, spec.heldout));
   }
-  HERD_ASSIGN_OR_RETURN(auto m, LoadModel(base, opts.batch_rows, opts.seq_len, /*as_reward_model=*/true));
+  HERD_ASSIGN_OR_RETURN(auto m, LoadModel(spec.base, opts.batch_rows, opts.seq_len, /*as_reward_model=*/true));
   auto obj = train::MakeRewardObjective(std::move(samples), ro);
   std::unique_ptr<train::Objective> eval;
   if (!heldout.empty()) eval = train::MakeRewardObjective(std::move(heldout), ro);
-  HERD_ASSIGN_OR_RETURN(json metrics, RunTrainer(ctx, *m, *obj, eval.get(), opts));
-  if (metrics.contains("eval") && metrics["eval"].contains("accuracy")) {
-    metrics["heldout_accuracy"] = metrics["eval"]["accuracy"];
+  tasks::TrainResult res;
+  HERD_ASSIGN_OR_RETURN(res.metrics, RunTrainer(ctx, *m, *obj, eval.get(), opts));
+  if (res.metrics.contains("eval") && res.metrics["eval"].contains("accuracy")) {
+    res.metrics["heldout_accuracy"] = res.metrics["eval"]["accuracy"];
   }
-  HERD_ASSIGN_OR_RETURN(json ck, SaveModel(*m, out));
-  return json{{"checkpoint", ck}, {"metrics", metrics}};
+  HERD_ASSIGN_OR_RETURN(res.checkpoint, SaveModel(*m, spec.out));
+  return tasks::ToJson(res);
 }
 
 Result<json> TrainDpo(TaskContext& ctx) {
-  const json& spec = ctx.spec();
-  HERD_ASSIGN_OR_RETURN(std::string base, SpecString(spec, "base"));
-  HERD_ASSIGN_OR_RETURN(std::string ref, SpecString(spec, "ref"));
-  HERD_ASSIGN_OR_RETURN(std::string dataset, SpecString(spec, "dataset"));
-  HERD_ASSIGN_OR_RETURN(std::string out, SpecString(spec, "out"));
-  HERD_ASSIGN_OR_RETURN(train::TrainerOptions opts, TrainerOptionsFrom(spec));
-  HERD_ASSIGN_OR_RETURN(auto keep, Strengths(spec));
+  HERD_ASSIGN_OR_RETURN(tasks::TrainSpec spec, tasks::DecodeTrainSpec(ctx.spec()));
+  if (spec.ref.empty()) return Status::InvalidArgument("spec.ref: required for train_dpo");
+  const train::TrainerOptions opts = TrainerOptionsFrom(spec.hparams);
+  HERD_ASSIGN_OR_RETURN(auto keep, Strengths(spec.strengths));
   train::DpoOptions dopt;
-  dopt.beta = SpecNumber(spec, "beta", 0.1);
-  dopt.nll_alpha = SpecNumber(spec, "nll_alpha", 0.2);
-  dopt.mask_formatting = spec.value("mask_formatting", true);
-  HERD_ASSIGN_OR_RETURN(auto rows, ReadJsonl(dataset));
+  dopt.beta = spec.beta;
+  dopt.nll_alpha = spec.nll_alpha;
+  dopt.mask_formatting = spec.mask_formatting;
+  HERD_ASSIGN_OR_RETURN(auto rows, tasks::ReadPairRows(spec.dataset));
   std::vector<train::DpoSample> samples;
   for (size_t i = 0; i < rows.size(); ++i) {
-    const json& r = rows[i];
-    std::string where = dataset + ":" + std::to_string(i + 1);
-    auto strength = train::ParseStrength(r.value("strength", std::string("better")));
+    const tasks::PairRow& r = rows[i];
+    std::string where = spec.dataset + ":" + std::to_string(i + 1);
+    auto strength = train::ParseStrength(r.strength);
     if (!strength.ok()) return strength.status().WithContext(where);
     if (std::find(keep.begin(), keep.end(), *strength) == keep.end()) continue;
-    if (r.value("chosen", "") == r.value("rejected", "")) continue;  // nothing to prefer
-    HERD_ASSIGN_OR_RETURN(auto prompt, ChatMessages(r.value("prompt", json()), where + " prompt"));
-    auto s = train::DpoSampleFromChat(r.value("id", std::to_string(i)), prompt, r.value("chosen", ""),
-                                      r.value("rejected", ""));
+    if (r.chosen == r.rejected) continue;  // nothing to prefer
+    HERD_ASSIGN_OR_RETURN(auto prompt, ChatMessages(r.prompt, where + " prompt"));
+    auto s = train::DpoSampleFromChat(r.id, prompt, r.chosen, r.rejected);
     if (!s.ok()) return s.status().WithContext(where);
     samples.push_back(std::move(s).value());
   }
-  if (samples.empty()) return Status::InvalidArgument(dataset + ": no pairs of the configured strengths");
+  if (samples.empty()) return Status::InvalidArgument(spec.dataset + ": no pairs of the configured strengths");
   // Reference log-probs once, from the frozen reference; then the policy.
   std::shared_ptr<train::ReferenceLogProbs> table;
   {
-    HERD_ASSIGN_OR_RETURN(auto ref_model, LoadModel(ref, opts.batch_rows, opts.seq_len));
-    HERD_ASSIGN_OR_RETURN(json ref_desc, DescribeCheckpoint(ref));
+    HERD_ASSIGN_OR_RETURN(auto ref_model, LoadModel(spec.ref, opts.batch_rows, opts.seq_len));
+    HERD_ASSIGN_OR_RETURN(tasks::CheckpointInfo ref_desc, DescribeCheckpoint(spec.ref));
     HERD_ASSIGN_OR_RETURN(table, train::ReferenceForDpo(*ref_model, samples, dopt, opts.batch_rows,
-                                                        opts.seq_len, ref_desc["sha256"].get<std::string>()));
+                                                        opts.seq_len, ref_desc.sha256));
   }
-  HERD_ASSIGN_OR_RETURN(auto m, LoadModel(base, opts.batch_rows, opts.seq_len));
+  HERD_ASSIGN_OR_RETURN(auto m, LoadModel(spec.base, opts.batch_rows, opts.seq_len));
   auto obj = train::MakeDpoObjective(std::move(samples), dopt, table);
-  HERD_ASSIGN_OR_RETURN(json metrics, RunTrainer(ctx, *m, *obj, nullptr, opts));
-  HERD_ASSIGN_OR_RETURN(json ck, SaveModel(*m, out));
-  return json{{"checkpoint", ck}, {"metrics", metrics}};
+  tasks::TrainResult res;
+  HERD_ASSIGN_OR_RETURN(res.metrics, RunTrainer(ctx, *m, *obj, nullptr, opts));
+  HERD_ASSIGN_OR_RETURN(res.checkpoint, SaveModel(*m, spec.out));
+  return tasks::ToJson(res);
 }
 
 // Greedy averaging ("greedy soup", Wortsman et al. 2022): the inputs in
@@ -224,19 +211,16 @@ Result<json> TrainDpo(TaskContext& ctx) {
 struct Selection {
   std::vector<train::RankedSample> pairs;
   train::RewardOptions ro;
-  int64_t B = 8, T = 512;
+  int64_t B = tasks::kDefaultBatchRows, T = tasks::kDefaultSeqLen;
 };
 
-Result<Selection> ReadSelection(const json& sel) {
-  if (!sel.is_object()) return Status::InvalidArgument("spec.select: must be an object");
+Result<Selection> ReadSelection(const tasks::AverageSelect& sel) {
   Selection s;
-  HERD_ASSIGN_OR_RETURN(std::string dataset, SpecString(sel, "dataset"));
-  HERD_ASSIGN_OR_RETURN(s.ro.strengths, Strengths(sel));
-  HERD_ASSIGN_OR_RETURN(auto rows, ReadJsonl(dataset));
-  HERD_ASSIGN_OR_RETURN(s.pairs, RankedSamples(rows, dataset));
-  s.B = static_cast<int64_t>(SpecNumber(sel, "batch_rows", 8));
-  s.T = static_cast<int64_t>(SpecNumber(sel, "seq_len", 512));
-  if (s.B < 1 || s.T < 8) return Status::InvalidArgument("spec.select: batch_rows and seq_len must be positive");
+  HERD_ASSIGN_OR_RETURN(s.ro.strengths, Strengths(sel.strengths));
+  HERD_ASSIGN_OR_RETURN(auto rows, tasks::ReadPairRows(sel.dataset));
+  HERD_ASSIGN_OR_RETURN(s.pairs, RankedSamples(rows, sel.dataset));
+  s.B = sel.batch_rows;
+  s.T = sel.seq_len;
   return s;
 }
 
@@ -253,21 +237,18 @@ Result<std::pair<double, int64_t>> PairAccuracy(const std::string& dir, const Se
 }
 
 Result<json> Average(TaskContext& ctx) {
-  const json& spec = ctx.spec();
-  HERD_ASSIGN_OR_RETURN(std::string out, SpecString(spec, "out"));
-  if (!spec.contains("inputs") || !spec["inputs"].is_array() || spec["inputs"].empty()) {
-    return Status::InvalidArgument("spec.inputs: required non-empty array of checkpoint paths");
-  }
+  HERD_ASSIGN_OR_RETURN(tasks::AverageSpec spec, tasks::DecodeAverageSpec(ctx.spec()));
+  const std::string& out = spec.out;
   std::vector<train::AverageInput> inputs;
-  for (size_t i = 0; i < spec["inputs"].size(); ++i) {
+  for (size_t i = 0; i < spec.inputs.size(); ++i) {
     train::AverageInput in;
-    in.dir = spec["inputs"][i].get<std::string>();
-    if (spec.contains("weights") && i < spec["weights"].size()) in.weight = spec["weights"][i].get<double>();
+    in.dir = spec.inputs[i];
+    if (i < spec.weights.size()) in.weight = spec.weights[i];
     inputs.push_back(in);
   }
   train::AverageOptions ao;
   ao.overwrite = true;  // a retried task rewrites its own output
-  const bool greedy = spec.contains("select");
+  const bool greedy = spec.select.has_value();
   const int64_t n = static_cast<int64_t>(inputs.size());
   ctx.Report({{"step", 0}, {"total_steps", greedy ? 2 * n : 1}, {"stage", "average"}});
   json selection;
@@ -276,7 +257,7 @@ Result<json> Average(TaskContext& ctx) {
   for (size_t i = 0; i < chosen.size(); ++i) chosen[i] = i;
   std::optional<train::AverageReport> written;  // set once out holds the average of `chosen`
   if (greedy) {
-    HERD_ASSIGN_OR_RETURN(Selection sel, ReadSelection(spec["select"]));
+    HERD_ASSIGN_OR_RETURN(Selection sel, ReadSelection(*spec.select));
     std::vector<double> acc(inputs.size());
     int64_t pairs = 0;
     for (size_t i = 0; i < inputs.size(); ++i) {
@@ -332,19 +313,21 @@ Result<json> Average(TaskContext& ctx) {
   // The weights as applied, one per input (0 for one left out).
   std::vector<double> weights(inputs.size(), 0.0);
   for (size_t k = 0; k < chosen.size(); ++k) weights[chosen[k]] = rep.weights[k];
-  HERD_ASSIGN_OR_RETURN(json ck, DescribeCheckpoint(out));
-  json metrics = {{"inputs", inputs.size()}, {"tensors", rep.tensors}, {"parameters", rep.parameters}};
-  if (greedy) metrics["selection"] = selection;
-  return json{{"checkpoint", ck}, {"weights", weights}, {"metrics", metrics}};
+  tasks::AverageResult res;
+  HERD_ASSIGN_OR_RETURN(res.checkpoint, DescribeCheckpoint(out));
+  res.weights = weights;
+  res.metrics = {{"inputs", inputs.size()}, {"tensors", rep.tensors}, {"parameters", rep.parameters}};
+  if (greedy) res.metrics["selection"] = selection;
+  return tasks::ToJson(res);
 }
 
 }  // namespace
 
 void AddTrainHandlers(Worker& w) {
-  w.AddHandler("train_sft", TrainSft);
-  w.AddHandler("train_rm", TrainRm);
-  w.AddHandler("train_dpo", TrainDpo);
-  w.AddHandler("average", Average);
+  w.AddHandler(tasks::kTrainSft, TrainSft);
+  w.AddHandler(tasks::kTrainRm, TrainRm);
+  w.AddHandler(tasks::kTrainDpo, TrainDpo);
+  w.AddHandler(tasks::kAverage, Average);
 }
 
 }  // namespace herd::worker

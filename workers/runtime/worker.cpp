@@ -10,6 +10,7 @@
 #include "api/client/client.h"
 #include "api/client/json_client.h"
 #include "common/version.h"
+#include "tasks/protocol.h"
 
 namespace herd::worker {
 
@@ -71,9 +72,13 @@ Status Worker::Run() {
       auto r = api::SendJson(*impl_->client, "POST", "/v1/workers",
                              {{"name", opts_.name}, {"device", opts_.device},
                               {"memory_bytes", opts_.memory_bytes},
-                              {"version", std::string(kVersion)}, {"kinds", kinds}});
+                              {"version", std::string(kVersion)}, {"kinds", kinds},
+                              {"protocol", tasks::kProtocolVersion}});
       if (!r.ok()) {
+        // A refused registration (bad field, another task protocol, auth)
+        // will not pass by retrying.
         if (r.status().code() == Status::Code::kInvalidArgument ||
+            r.status().code() == Status::Code::kAlreadyExists ||
             r.status().message().rfind("401", 0) == 0 || r.status().message().rfind("403", 0) == 0) {
           return r.status().WithContext("registering with " + opts_.daemon_url);
         }
@@ -81,6 +86,10 @@ Status Worker::Run() {
         sleep_backoff();
         continue;
       }
+      const int theirs = r->contains("protocol") && (*r)["protocol"].is_number_integer()
+                             ? (*r)["protocol"].get<int>()
+                             : 0;
+      HERD_RETURN_IF_ERROR(tasks::CheckProtocol(theirs, "herdd").WithContext("registering with " + opts_.daemon_url));
       impl_->worker_id = (*r)["worker"]["id"].get<std::string>();
       spdlog::info("registered worker={} name={} device={}", impl_->worker_id, opts_.name, opts_.device);
       backoff = opts_.retry_ms;

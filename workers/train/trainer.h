@@ -22,6 +22,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "tasks/train_defaults.h"
 #include "workers/model/llama.h"
 #include "workers/train/adamw.h"
 #include "workers/train/dpo.h"
@@ -97,8 +98,9 @@ Result<std::shared_ptr<ReferenceLogProbs>> ReferenceForDpo(model::LlamaModel& re
 
 struct TrainerOptions {
   int64_t steps = 100;     // optimizer steps. Default: 100
-  int64_t batch_rows = 4;  // B. Default: 4
-  int64_t seq_len = 256;   // T. Default: 256
+  // B and T; their defaults are the task contract's (tasks/train_defaults.h).
+  int64_t batch_rows = tasks::kDefaultBatchRows;  // B. Default: 8
+  int64_t seq_len = tasks::kDefaultSeqLen;        // T. Default: 512
   // Micro-batches of batch_rows x seq_len per optimizer step; the gradient
   // is that of the loss averaged over all their tokens (SFT) or pairs
   // (RM, DPO) together, as one big batch. Default: 1
@@ -106,7 +108,7 @@ struct TrainerOptions {
   LrScheduleOptions lr;        // Default: see lr_schedule.h; total_steps is set to `steps`
   AdamWOptions adamw;          // Default: see adamw.h
   double grad_clip = 1.0;      // global-norm clip; 0 = off. Default: 1.0
-  uint64_t seed = 0;           // data order. Default: 0
+  uint64_t seed = tasks::kDefaultSeed;  // data order. Default: 1
   int64_t eval_every = 0;      // steps between evaluations; 0 = only at the end. Default: 0
   int64_t save_every = 0;      // steps between training checkpoints; 0 = none. Default: 0
   std::string checkpoint_dir;  // where step-<N>/ go. Default: "" (no checkpoints)

@@ -7,6 +7,12 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tasks/average.h"
+#include "tasks/eval.h"
+#include "tasks/generate.h"
+#include "tasks/protocol.h"
+#include "tasks/rejection_sample.h"
+#include "tasks/train.h"
 #include "workers/model/checkpoint.h"
 #include "workers/model/llama.h"
 #include "workers/model/tokenizer.h"
@@ -47,8 +53,22 @@ class TrainHandlersTest : public ::testing::Test {
   std::string Base() const { return (dir_ / "base").string(); }
   std::string Pairs() const { return (dir_ / "pairs.jsonl").string(); }
   std::string Convs() const { return (dir_ / "sft.jsonl").string(); }
-  json Hparams(int steps) const {
-    return {{"lr", 1e-2}, {"steps", steps}, {"batch_rows", 2}, {"seq_len", 64}, {"seed", 3}};
+  static tasks::TrainHparams Hparams(int steps) {
+    return {.lr = 1e-2, .steps = steps, .batch_rows = 2, .seq_len = 64, .seed = 3};
+  }
+  // A training spec from the dataset `data` into `out`.
+  tasks::TrainSpec Train(const std::string& data, const std::string& out, int steps) const {
+    tasks::TrainSpec s;
+    s.base = Base();
+    s.dataset = data;
+    s.out = out;
+    s.checkpoint_id = "ck-" + fs::path(out).filename().string();
+    s.hparams = Hparams(steps);
+    return s;
+  }
+  template <typename Spec>
+  Result<json> Run(const char* kind, const Spec& spec) {
+    return worker_.RunLocal(kind, tasks::ToJson(spec));
   }
 
   fs::path dir_;
@@ -62,8 +82,7 @@ class TrainHandlersTest : public ::testing::Test {
 
 TEST_F(TrainHandlersTest, SftTrainsAndWritesALoadableCheckpoint) {
   std::string out = (dir_ / "sft").string();
-  auto r = worker_.RunLocal("train_sft", {{"base", Base()}, {"dataset", Convs()}, {"out", out},
-                                          {"hparams", Hparams(20)}});
+  auto r = Run(tasks::kTrainSft, Train(Convs(), out, 20));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)["metrics"]["steps"], 20);
   EXPECT_LT((*r)["metrics"]["loss"].get<double>(), 3.0);  // from ~ln(264) = 5.6
@@ -75,8 +94,9 @@ TEST_F(TrainHandlersTest, SftTrainsAndWritesALoadableCheckpoint) {
 
 TEST_F(TrainHandlersTest, RewardModelFromTheLmBackboneFiltersStrengths) {
   std::string out = (dir_ / "rm").string();
-  auto r = worker_.RunLocal("train_rm", {{"base", Base()}, {"dataset", Pairs()}, {"heldout", Pairs()},
-                                         {"out", out}, {"hparams", Hparams(30)}});
+  tasks::TrainSpec spec = Train(Pairs(), out, 30);
+  spec.heldout = Pairs();
+  auto r = Run(tasks::kTrainRm, spec);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   // Two of the three pairs have a training strength; they are memorised.
   EXPECT_DOUBLE_EQ((*r)["metrics"]["heldout_accuracy"].get<double>(), 1.0) << r->dump();
@@ -88,13 +108,16 @@ TEST_F(TrainHandlersTest, RewardModelFromTheLmBackboneFiltersStrengths) {
 TEST_F(TrainHandlersTest, DpoRaisesRewardAccuracyAndAverageMixes) {
   std::string a = (dir_ / "dpo-a").string(), b = (dir_ / "dpo-b").string();
   for (const auto& out : {a, b}) {
-    auto r = worker_.RunLocal("train_dpo", {{"base", Base()}, {"ref", Base()}, {"dataset", Pairs()},
-                                            {"out", out}, {"hparams", Hparams(15)}, {"beta", 0.1}});
+    tasks::TrainSpec spec = Train(Pairs(), out, 15);
+    spec.ref = Base();
+    spec.beta = 0.1;
+    auto r = Run(tasks::kTrainDpo, spec);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_GT((*r)["metrics"]["reward_accuracy"].get<double>(), 0.5) << r->dump();
   }
   std::string avg = (dir_ / "avg").string();
-  auto r = worker_.RunLocal("average", {{"inputs", {a, b}}, {"weights", {0.5, 0.5}}, {"out", avg}});
+  auto r = Run(tasks::kAverage, tasks::AverageSpec{.inputs = {a, b}, .weights = {0.5, 0.5}, .out = avg,
+                                                    .checkpoint_id = "ck-avg"});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(LoadModel(avg, 1, 16).ok());
 }
@@ -104,8 +127,7 @@ TEST_F(TrainHandlersTest, DpoRaisesRewardAccuracyAndAverageMixes) {
 TEST_F(TrainHandlersTest, GreedyAverageLeavesOutAVariantThatHurts) {
   std::string good = (dir_ / "rm-good").string(), bad = (dir_ / "rm-bad").string(),
               twin = (dir_ / "rm-twin").string();
-  auto r = worker_.RunLocal("train_rm", {{"base", Base()}, {"dataset", Pairs()}, {"out", good},
-                                         {"hparams", Hparams(30)}});
+  auto r = Run(tasks::kTrainRm, Train(Pairs(), good, 30));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   // "bad" ranks every pair backwards (its score head negated); "twin" is a
   // copy of "good".
@@ -119,9 +141,10 @@ TEST_F(TrainHandlersTest, GreedyAverageLeavesOutAVariantThatHurts) {
     }
     ASSERT_TRUE(SaveModel(**m, dir).ok());
   }
-  json select = {{"dataset", Pairs()}, {"batch_rows", 2}, {"seq_len", 64}};
+  const tasks::AverageSelect select{.dataset = Pairs(), .batch_rows = 2, .seq_len = 64};
   std::string out = (dir_ / "soup").string();
-  r = worker_.RunLocal("average", {{"inputs", {bad, good}}, {"weights", {0.5, 0.5}}, {"out", out}, {"select", select}});
+  r = Run(tasks::kAverage, tasks::AverageSpec{.inputs = {bad, good}, .weights = {0.5, 0.5}, .out = out,
+                                              .checkpoint_id = "ck-soup", .select = select});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   const json& sel = (*r)["metrics"]["selection"];
   EXPECT_EQ(sel["input_accuracy"], json({0.0, 1.0})) << r->dump();
@@ -141,28 +164,41 @@ TEST_F(TrainHandlersTest, GreedyAverageLeavesOutAVariantThatHurts) {
     ASSERT_EQ(0, std::memcmp(av[t].data, gv[t].data, sizeof(float) * av[t].numel())) << av[t].name;
   }
 
-  r = worker_.RunLocal("average", {{"inputs", {good, twin}}, {"out", out}, {"select", select}});
+  r = Run(tasks::kAverage,
+          tasks::AverageSpec{.inputs = {good, twin}, .out = out, .checkpoint_id = "ck-soup", .select = select});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)["metrics"]["selection"]["chosen"], json({0, 1})) << r->dump();
   EXPECT_EQ((*r)["weights"], json({0.5, 0.5}));
 
   // Selection needs reward models.
-  r = worker_.RunLocal("average", {{"inputs", {Base(), Base()}}, {"out", out}, {"select", select}});
+  r = Run(tasks::kAverage,
+          tasks::AverageSpec{.inputs = {Base(), Base()}, .out = out, .checkpoint_id = "ck-soup", .select = select});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("is not a reward model"), std::string::npos) << r.status().message();
 }
 
 TEST_F(TrainHandlersTest, BadSpecsNameTheField) {
-  auto r = worker_.RunLocal("train_sft", {{"base", Base()}, {"out", "x"}, {"hparams", Hparams(1)}});
+  json no_dataset = tasks::ToJson(Train(Convs(), "x", 1));
+  no_dataset.erase("dataset");
+  auto r = worker_.RunLocal(tasks::kTrainSft, no_dataset);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().message(), "spec.dataset: required string");
-  WriteLines(Convs(), {R"({"messages":[{"role":"user","content":"no answer"}]})"});
-  r = worker_.RunLocal("train_sft", {{"base", Base()}, {"dataset", Convs()}, {"out", "x"}, {"hparams", Hparams(1)}});
+  EXPECT_EQ(r.status().message(), "spec.dataset: required field missing");
+  WriteLines(Convs(), {R"({"id":"x","messages":[{"role":"user","content":"no answer"}]})"});
+  r = Run(tasks::kTrainSft, Train(Convs(), "x", 1));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("sft.jsonl:1"), std::string::npos) << r.status().message();
-  r = worker_.RunLocal("train_sft", {{"base", "/nonexistent"}, {"dataset", Convs()}, {"out", "x"},
-                                     {"hparams", Hparams(1)}});
+  WriteLines(Convs(), {R"({"id":"x","mesages":[]})"});
+  r = Run(tasks::kTrainSft, Train(Convs(), "x", 1));
   ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("sft.jsonl:1"), std::string::npos) << r.status().message();
+  tasks::TrainSpec missing = Train(Convs(), "x", 1);
+  missing.base = "/nonexistent";
+  r = Run(tasks::kTrainSft, missing);
+  ASSERT_FALSE(r.ok());
+  // DPO needs its reference.
+  r = Run(tasks::kTrainDpo, Train(Pairs(), "x", 1));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "spec.ref: required for train_dpo");
 }
 
 }  // namespace
@@ -173,22 +209,20 @@ namespace {
 
 TEST_F(TrainHandlersTest, GenerateRejectionSampleAndEvalRunOnTheTinyModel) {
   std::string rm = (dir_ / "rm").string();
-  ASSERT_TRUE(worker_.RunLocal("train_rm", {{"base", Base()}, {"dataset", Pairs()}, {"out", rm},
-                                            {"hparams", Hparams(5)}}).ok());
-  json prompts = json::array();
+  ASSERT_TRUE(Run(tasks::kTrainRm, Train(Pairs(), rm, 5)).ok());
+  std::vector<tasks::Prompt> prompts;
   for (int i = 0; i < 5; ++i) {
-    prompts.push_back({{"id", "p" + std::to_string(i)},
-                       {"messages", {{{"role", "user"}, {"content", "What is " + std::to_string(i) + "+2?"}}}}});
+    prompts.push_back({"p" + std::to_string(i), {{"user", "What is " + std::to_string(i) + "+2?"}}});
   }
-  auto g = worker_.RunLocal("generate", {{"policies", {Base(), Base()}}, {"prompts", prompts},
-                                         {"temperature", 1.0}, {"max_new_tokens", 6}, {"seed", 9}});
+  auto g = Run(tasks::kGenerate, tasks::GenerateSpec{.policies = {Base(), Base()}, .prompts = prompts,
+                                                     .temperature = 1.0, .max_new_tokens = 6, .seed = 9});
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   ASSERT_EQ((*g)["responses"].size(), 5u);
   EXPECT_EQ((*g)["responses"][3]["prompt_id"], "p3");
 
-  json rs_spec = {{"policy", Base()}, {"rm", rm}, {"prompts", prompts}, {"k", 4},
-                  {"temperature", 1.0}, {"max_new_tokens", 6}, {"seed", 11}};
-  auto rs = worker_.RunLocal("rejection_sample", rs_spec);
+  const tasks::RejectionSampleSpec rs_spec{.policy = Base(), .rm = rm, .prompts = prompts, .k = 4,
+                                           .temperature = 1.0, .max_new_tokens = 6, .seed = 11};
+  auto rs = Run(tasks::kRejectionSample, rs_spec);
   ASSERT_TRUE(rs.ok()) << rs.status().ToString();
   const json& samples = (*rs)["samples"];
   ASSERT_EQ(samples.size(), 20u);  // K per prompt
@@ -197,20 +231,20 @@ TEST_F(TrainHandlersTest, GenerateRejectionSampleAndEvalRunOnTheTinyModel) {
     EXPECT_TRUE(s["rm_score"].is_number());
   }
   // Same seed, same samples: reproducible however it was batched.
-  auto again = worker_.RunLocal("rejection_sample", rs_spec);
+  auto again = Run(tasks::kRejectionSample, rs_spec);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ((*again)["samples"], samples);
 
-  auto ev = worker_.RunLocal("eval", {{"policy", Base()}, {"previous", Base()}, {"rm", rm},
-                                      {"rm_heldout", Pairs()}, {"prompts", prompts}, {"checker", "arithmetic"},
-                                      {"samples_per_prompt", 2}, {"max_new_tokens", 6}, {"seed", 5}});
+  auto ev = Run(tasks::kEval, tasks::EvalSpec{.policy = Base(), .previous = Base(), .rm = rm,
+                                              .rm_heldout = Pairs(), .prompts = prompts, .checker = "arithmetic",
+                                              .samples_per_prompt = 2, .max_new_tokens = 6, .seed = 5});
   ASSERT_TRUE(ev.ok()) << ev.status().ToString();
   const json& m = (*ev)["metrics"];
   EXPECT_TRUE(m.contains("accuracy_greedy"));
   EXPECT_TRUE(m.contains("accuracy_sampled"));
   EXPECT_EQ(m["win_rate_vs_previous"], 0.5);  // the same model: every prompt a tie
   EXPECT_EQ(m["rm_heldout_pairs"], 3);
-  auto bad = worker_.RunLocal("eval", {{"policy", Base()}, {"prompts", prompts}, {"checker", "chess"}});
+  auto bad = Run(tasks::kEval, tasks::EvalSpec{.policy = Base(), .prompts = prompts, .checker = "chess"});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(), "spec.checker: unknown checker 'chess'");
 }
