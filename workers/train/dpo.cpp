@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/atomic_file.h"
 #include "workers/train/losses.h"
 
 namespace herd::train {
@@ -183,14 +184,7 @@ Status ReferenceLogProbs::Save(const std::string& path) const {
   nlohmann::json pairs = nlohmann::json::object();
   for (const auto& [id, lp] : table_) pairs[id] = {lp.chosen, lp.rejected};
   j["pairs"] = std::move(pairs);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << j.dump() << "\n";
-    if (!f) return Status::IoError(tmp + ": write failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return Status::IoError(path + ": rename failed");
-  return Status::Ok();
+  return WriteFileAtomic(path, j.dump() + "\n");
 }
 
 Result<ReferenceLogProbs> ReferenceLogProbs::Load(const std::string& path) {

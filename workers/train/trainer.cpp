@@ -9,6 +9,7 @@
 #include <span>
 #include <utility>
 
+#include "common/atomic_file.h"
 #include "workers/model/checkpoint.h"
 #include "workers/model/safetensors.h"
 #include "workers/train/grad_accum.h"
@@ -469,17 +470,8 @@ Status Trainer::SaveState(const std::string& dir) {
   st["seq_len"] = opts_.seq_len;
   st["micro_batches"] = opts_.micro_batches;
   st["train_examples"] = train_->size();
-  // Written last, via rename: its presence marks the directory complete.
-  const fs::path tmp = fs::path(dir) / (std::string(kStateFile) + ".tmp");
-  {
-    std::ofstream f(tmp);
-    f << st.dump(2) << "\n";
-    if (!f) return Status::IoError(tmp.string() + ": write failed");
-  }
-  std::error_code ec;
-  fs::rename(tmp, fs::path(dir) / kStateFile, ec);
-  if (ec) return Status::IoError((fs::path(dir) / kStateFile).string() + ": " + ec.message());
-  return Status::Ok();
+  // Written last and atomically: its presence marks the directory complete.
+  return WriteFileAtomic((fs::path(dir) / kStateFile).string(), st.dump(2) + "\n");
 }
 
 Status Trainer::LoadState(const std::string& dir) {
