@@ -7,7 +7,6 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,6 +16,7 @@
 #include "api/server/auth.h"
 #include "api/server/builtin_routes.h"
 #include "api/server/server.h"
+#include "common/atomic_file.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "daemon/local_workers.h"
@@ -164,11 +164,9 @@ int main(int argc, char** argv) {
   if (auto s = server.Start(); !s.ok()) return Fatal("--listen " + listen + ": " + s.ToString());
   const std::string bound = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
                             std::to_string(server.port());
-  {
-    // Written atomically: a reader sees the old file or the whole new one.
-    std::string tmp = data_dir + "/herdd.addr.tmp";
-    std::ofstream(tmp) << bound << "\n";
-    fs::rename(tmp, data_dir + "/herdd.addr", ec);
+  // Written atomically: a reader sees the old file or the whole new one.
+  if (auto s = herd::WriteFileAtomic(data_dir + "/herdd.addr", bound + "\n"); !s.ok()) {
+    spdlog::warn("{}", s.ToString());
   }
   spdlog::info("herdd {} serving on http://{} data_dir={} schema={}", herd::kVersion, bound, data_dir,
                store.value()->schema_version());

@@ -29,6 +29,7 @@
 #include "workers/model/tokenizer.h"
 #include "workers/runtime/task_io.h"
 #include "workers/train/examples.h"
+#include "workers/train/sft.h"
 #include "workers/train/trainer.h"
 
 namespace fs = std::filesystem;

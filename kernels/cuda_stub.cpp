@@ -8,6 +8,9 @@ int DeviceCount(std::string* why_none) {
   return 0;
 }
 std::string LinkedLibraryVersions() { return "none (built without CUDA)"; }
+Result<LibraryVersions> GetLibraryVersions() {
+  return Status::Unavailable("herd was built without CUDA");
+}
 Status Saxpy(int, float, const float*, float*) {
   return Status::Unavailable("herd was built without CUDA");
 }

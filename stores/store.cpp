@@ -17,9 +17,9 @@
 #include <filesystem>
 #include <random>
 
-#include "stores/codec.h"
 #include "stores/keys.h"
 #include "stores/layout.h"
+#include "stores/value_codec.h"
 #include "common/sha256.h"
 
 namespace herd::stores {

@@ -30,10 +30,10 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
-#include "stores/codec.h"
 #include "stores/jsonl.h"
 #include "stores/layout.h"
 #include "stores/store.h"
+#include "stores/value_codec.h"
 
 namespace fs = std::filesystem;
 using namespace herd::stores;

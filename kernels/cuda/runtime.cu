@@ -46,6 +46,29 @@ std::string LinkedLibraryVersions() {
          " CUDA runtime " + std::to_string(CUDART_VERSION);
 }
 
+Result<LibraryVersions> GetLibraryVersions() {
+  LibraryVersions v;
+  v.cublas_header[0] = CUBLAS_VER_MAJOR;
+  v.cublas_header[1] = CUBLAS_VER_MINOR;
+  v.cublas_header[2] = CUBLAS_VER_PATCH;
+  const libraryPropertyType parts[3] = {MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL};
+  for (int i = 0; i < 3; ++i) {
+    const cublasStatus_t s = cublasGetProperty(parts[i], &v.cublas_linked[i]);
+    if (s != CUBLAS_STATUS_SUCCESS) {
+      return Status::Internal(std::string("cublasGetProperty: ") + cublasGetStatusString(s));
+    }
+  }
+  v.nccl_header = NCCL_VERSION_CODE;
+  const ncclResult_t r = ncclGetVersion(&v.nccl_linked);
+  if (r != ncclSuccess) {
+    return Status::Internal(std::string("ncclGetVersion: ") + ncclGetErrorString(r));
+  }
+  v.cudart_header = CUDART_VERSION;
+  const cudaError_t e = cudaRuntimeGetVersion(&v.cudart_linked);
+  if (e != cudaSuccess) return CudaError("cudaRuntimeGetVersion", e);
+  return v;
+}
+
 Status Saxpy(int n, float a, const float* x, float* y) {
   std::string why;
   if (DeviceCount(&why) == 0) return Status::Unavailable(why);

@@ -6,6 +6,7 @@
 // <= 1e-4 for gradients (fp32 accumulation over <= a few hundred terms).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <numbers>
@@ -441,6 +442,27 @@ TEST(ThreadPool, EveryIndexOnceAcrossRepeatedRuns) {
           for (int64_t i = b; i < e; ++i) ++hits[static_cast<size_t>(i)];
         });
       for (int h : hits) ASSERT_EQ(h, 20) << threads << " threads, n " << n;
+    }
+  }
+}
+
+TEST(ThreadPool, SpinningPoolAndEveryPartOnce) {
+  for (int spin_us : {0, 200}) {
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads, std::chrono::microseconds(spin_us));
+      std::vector<int> hits(static_cast<size_t>(threads), 0);
+      for (int rep = 0; rep < 50; ++rep) {
+        pool.ForEachPart([&](int part, int parts) {
+          EXPECT_EQ(parts, threads);
+          ++hits[static_cast<size_t>(part)];
+        });
+        std::vector<int> range(1000, 0);
+        pool.For(1000, [&](int64_t b, int64_t e, int) {
+          for (int64_t i = b; i < e; ++i) ++range[static_cast<size_t>(i)];
+        });
+        for (int h : range) ASSERT_EQ(h, 1) << threads << " threads, spin " << spin_us;
+      }
+      for (int h : hits) EXPECT_EQ(h, 50) << threads << " threads, spin " << spin_us;
     }
   }
 }

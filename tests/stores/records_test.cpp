@@ -4,8 +4,8 @@
 
 #include <random>
 
-#include "stores/codec.h"
 #include "stores/store.h"
+#include "stores/value_codec.h"
 #include "tests/stores/test_util.h"
 
 namespace herd::stores {

@@ -10,6 +10,9 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+// The pool's workers spin this long after a call before sleeping: decode
+// issues calls back to back, and a condition-variable wake costs tens of µs.
+constexpr auto kDecodeSpin = std::chrono::microseconds(200);
 }  // namespace
 
 Result<std::unique_ptr<Generator>> Generator::Create(const PagedLlama* model,
@@ -23,9 +26,9 @@ Result<std::unique_ptr<Generator>> Generator::Create(const PagedLlama* model,
 }
 
 Generator::Generator(const PagedLlama* model, const GeneratorOptions& o, KvCache cache)
-    : model_(model), opt_(o), cache_(std::move(cache)), pool_(o.threads) {
+    : model_(model), opt_(o), cache_(std::move(cache)), pool_(o.threads, kDecodeSpin) {
   const int64_t V = model_->config().vocab_size;
-  for (int t = 0; t < pool_.threads(); ++t) samplers_.emplace_back(V);
+  for (int t = 0; t < pool_.size(); ++t) samplers_.emplace_back(V);
   model_->PrepareWorkspace(ws_, o.max_batch);
   const auto mb = static_cast<size_t>(o.max_batch);
   logits_.resize(mb * static_cast<size_t>(V));
@@ -252,7 +255,7 @@ Status Generator::DecodeStep() {
           logits_.data() + b * V, r.sampling, UniformAt(s.key, t));
     }
   };
-  pool_.Run(sample);
+  pool_.ForEachPart(sample);
   for (int64_t b = 0; b < B; ++b)
     HERD_RETURN_IF_ERROR(Accept(*running_[static_cast<size_t>(b)], draws_[static_cast<size_t>(b)]));
   // Finished sequences leave the batch (order of the rest kept).

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "common/status.h"
+#include "kernels/cpu/thread_pool.h"
 #include "workers/generate/kv_cache.h"
 #include "workers/generate/paged_llama.h"
 #include "workers/generate/sampler.h"
-#include "workers/generate/worker_pool.h"
 
 namespace herd::generate {
 
@@ -124,7 +124,7 @@ class Generator {
   const PagedLlama* model_;
   GeneratorOptions opt_;
   KvCache cache_;
-  WorkerPool pool_;
+  kernels::cpu::ThreadPool pool_;
   std::vector<Sampler> samplers_;   // one per thread
   ForwardWorkspace ws_;
 

@@ -138,7 +138,8 @@ void PagedLlama::RopeTables(ForwardWorkspace& ws, const int32_t* positions, int6
 }
 
 Status PagedLlama::Prefill(const int32_t* tokens, int64_t P, const SeqBlocks& seq, KvCache& cache,
-                           float* last_logits, ForwardWorkspace& ws, WorkerPool& pool) const {
+                           float* last_logits, ForwardWorkspace& ws,
+                           kernels::cpu::ThreadPool& pool) const {
   const int64_t d = cfg_.hidden_size, qd = cfg_.q_dim(), kvd = cfg_.kv_dim(),
                 f = cfg_.intermediate_size, V = cfg_.vocab_size, H = cfg_.num_attention_heads,
                 Hkv = cfg_.num_key_value_heads, hd = cfg_.head_dim;
@@ -189,7 +190,7 @@ Status PagedLlama::Prefill(const int32_t* tokens, int64_t P, const SeqBlocks& se
     auto attn = [&](int part, int parts) {
       kernels::cpu::PagedAttentionForward(att, qd, q, qd, H, scale, view, qs, part, parts);
     };
-    pool.Run(attn);
+    pool.ForEachPart(attn);
     Sgemm(false, true, P, d, qd, 1.0f, att, L.wo, 0.0f, h);  // (P, d)
     AddInPlace(x, h, P * d);
     RmsNormForward(h, ws.rstd.data(), x, L.mlp_norm, P, d, cfg_.rms_norm_eps);
@@ -205,12 +206,12 @@ Status PagedLlama::Prefill(const int32_t* tokens, int64_t P, const SeqBlocks& se
   auto head = [&](int part, int parts) {
     InvariantLinear(last_logits, V, h, d, lm_head_, 1, d, V, part, parts);
   };
-  pool.Run(head);
+  pool.ForEachPart(head);
   return Status::Ok();
 }
 
 Status PagedLlama::Decode(const DecodeBatch& b, KvCache& cache, float* logits,
-                          ForwardWorkspace& ws, WorkerPool& pool) const {
+                          ForwardWorkspace& ws, kernels::cpu::ThreadPool& pool) const {
   const int64_t d = cfg_.hidden_size, qd = cfg_.q_dim(), kvd = cfg_.kv_dim(),
                 f = cfg_.intermediate_size, V = cfg_.vocab_size, H = cfg_.num_attention_heads,
                 Hkv = cfg_.num_key_value_heads, hd = cfg_.head_dim;
@@ -232,7 +233,7 @@ Status PagedLlama::Decode(const DecodeBatch& b, KvCache& cache, float* logits,
       InvariantLinear(k, kvd, h, d, L.wk, B, d, kvd, part, parts);  // (B, Hkv*hd)
       InvariantLinear(v, kvd, h, d, L.wv, B, d, kvd, part, parts);  // (B, Hkv*hd)
     };
-    pool.Run(qkv);
+    pool.ForEachPart(qkv);
     RopeForward(q, B, H, hd, qd, ws.cos.data(), ws.sin.data());
     RopeForward(k, B, Hkv, hd, kvd, ws.cos.data(), ws.sin.data());
     float* kp = cache.k(static_cast<int64_t>(l));
@@ -246,30 +247,30 @@ Status PagedLlama::Decode(const DecodeBatch& b, KvCache& cache, float* logits,
     auto attn = [&](int part, int parts) {
       kernels::cpu::PagedAttentionForward(att, qd, q, qd, H, scale, view, b.queries, part, parts);
     };
-    pool.Run(attn);
+    pool.ForEachPart(attn);
     auto oproj = [&](int part, int parts) {
       InvariantLinear(h, d, att, qd, L.wo, B, qd, d, part, parts);   // (B, d)
     };
-    pool.Run(oproj);
+    pool.ForEachPart(oproj);
     AddInPlace(x, h, B * d);
     RmsNormForward(h, ws.rstd.data(), x, L.mlp_norm, B, d, cfg_.rms_norm_eps);
     auto gate_up = [&](int part, int parts) {
       InvariantLinear(g, 2 * f, h, d, L.wg, B, d, f, part, parts);       // gate (B, f)
       InvariantLinear(g + f, 2 * f, h, d, L.wu, B, d, f, part, parts);   // up (B, f)
     };
-    pool.Run(gate_up);
+    pool.ForEachPart(gate_up);
     SwiGluForward(u, g, B, f);                                           // (B, f)
     auto down = [&](int part, int parts) {
       InvariantLinear(h, d, u, f, L.wd, B, f, d, part, parts);   // (B, d)
     };
-    pool.Run(down);
+    pool.ForEachPart(down);
     AddInPlace(x, h, B * d);
   }
   RmsNormForward(h, ws.rstd.data(), x, final_norm_, B, d, cfg_.rms_norm_eps);
   auto head = [&](int part, int parts) {
     InvariantLinear(logits, V, h, d, lm_head_, B, d, V, part, parts);   // (B, V)
   };
-  pool.Run(head);
+  pool.ForEachPart(head);
   return Status::Ok();
 }
 

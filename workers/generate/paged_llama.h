@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "common/status.h"
+#include "kernels/cpu/thread_pool.h"
 #include "workers/generate/kv_cache.h"
-#include "workers/generate/worker_pool.h"
 #include "workers/model/config.h"
 #include "workers/model/param_view.h"
 
@@ -67,11 +67,11 @@ class PagedLlama {
   // already covers P positions, seq.len == P), writing every layer's K/V
   // into its blocks; last_logits(V) = logits of the last prompt token.
   Status Prefill(const int32_t* tokens, int64_t P, const SeqBlocks& seq, KvCache& cache,
-                 float* last_logits, ForwardWorkspace& ws, WorkerPool& pool) const;
+                 float* last_logits, ForwardWorkspace& ws, kernels::cpu::ThreadPool& pool) const;
 
   // One token for each of batch.B sequences; logits(B, V).
   Status Decode(const DecodeBatch& batch, KvCache& cache, float* logits, ForwardWorkspace& ws,
-                WorkerPool& pool) const;
+                kernels::cpu::ThreadPool& pool) const;
 
  private:
   struct Layer {

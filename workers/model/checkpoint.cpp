@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
+
 namespace herd::model {
 namespace {
 
@@ -25,27 +27,6 @@ std::string ShapeText(const std::vector<int64_t>& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
   return out + "]";
-}
-
-// Writes a small text file and fsyncs it, so the rename that publishes the
-// checkpoint never exposes an empty config.
-Status WriteTextFile(const std::string& path, const std::string& text) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return Status::IoError(path + ": cannot create: " + std::strerror(errno));
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) return Status::IoError(path + ": write failed: " + std::strerror(errno));
-  return Status::Ok();
-}
-
-Status FsyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError(dir + ": open for fsync: " + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Status::IoError(dir + ": fsync: " + std::strerror(errno));
-  return Status::Ok();
 }
 
 std::string GenerationConfigJson(const LlamaConfig& c, const SaveOptions& o) {
@@ -67,17 +48,17 @@ Status WriteCheckpointFiles(const std::string& dir, const LlamaConfig& config,
   const std::string torch_dtype = dtype == DType::kBF16  ? "bfloat16"
                                   : dtype == DType::kF16 ? "float16"
                                                          : "float32";
-  HERD_RETURN_IF_ERROR(WriteTextFile(dir + "/config.json", ConfigToJson(config, torch_dtype)));
+  HERD_RETURN_IF_ERROR(WriteFileAtomic(dir + "/config.json", ConfigToJson(config, torch_dtype)));
   HERD_RETURN_IF_ERROR(
-      WriteTextFile(dir + "/generation_config.json", GenerationConfigJson(config, o)));
+      WriteFileAtomic(dir + "/generation_config.json", GenerationConfigJson(config, o)));
   if (!o.tokenizer_json.empty()) {
-    HERD_RETURN_IF_ERROR(WriteTextFile(dir + "/tokenizer.json", o.tokenizer_json));
+    HERD_RETURN_IF_ERROR(WriteFileAtomic(dir + "/tokenizer.json", o.tokenizer_json));
   }
   if (!o.tokenizer_config_json.empty()) {
-    HERD_RETURN_IF_ERROR(WriteTextFile(dir + "/tokenizer_config.json", o.tokenizer_config_json));
+    HERD_RETURN_IF_ERROR(WriteFileAtomic(dir + "/tokenizer_config.json", o.tokenizer_config_json));
   }
   HERD_RETURN_IF_ERROR(WriteSafetensorsDir(dir, specs, dtype, o.max_shard_bytes));
-  return FsyncDir(dir);
+  return SyncDirectory(dir);
 }
 
 }  // namespace
@@ -184,7 +165,7 @@ Status SaveCheckpoint(const std::string& dir_in, const LlamaConfig& config,
   }
   fs::remove_all(tmp, ec);  // the partial new dir on failure, the old one after a swap
   if (!st.ok()) return st;
-  return FsyncDir(parent.string());
+  return SyncDirectory(parent.string());
 }
 
 Status LoadCheckpointInto(const std::string& dir, const std::vector<ParamView>& expected,

@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
+
 namespace herd::model {
 namespace {
 
@@ -593,14 +595,7 @@ Status WriteSafetensorsDir(const std::string& dir, const std::vector<TensorSpec>
   json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
   // Written and fsynced like the shards: the index is what makes them a set.
   const std::string path = dir + "/model.safetensors.index.json";
-  const std::string text = index.dump(2) + "\n";
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return Status::IoError(path + ": cannot create: " + ErrnoText());
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) return Status::IoError(path + ": write failed: " + ErrnoText());
-  return Status::Ok();
+  return WriteFileAtomic(path, index.dump(2) + "\n");
 }
 
 // ---- SafetensorsSet ---------------------------------------------------------------

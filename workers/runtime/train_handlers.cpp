@@ -17,7 +17,10 @@
 #include "workers/runtime/handlers.h"
 #include "workers/runtime/task_io.h"
 #include "workers/train/averaging.h"
+#include "workers/train/dpo.h"
 #include "workers/train/examples.h"
+#include "workers/train/reward.h"
+#include "workers/train/sft.h"
 #include "workers/train/trainer.h"
 
 namespace herd::worker {

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "workers/model/config.h"
 #include "common/sha256.h"
 
@@ -201,11 +202,8 @@ Result<AverageReport> AverageCheckpoints(const std::vector<AverageInput>& inputs
   }
   HERD_ASSIGN_OR_RETURN(rep.output_sha256, FileSha256(weights_path.string()));
   prov["output"] = {{"files", {{{"name", "model.safetensors"}, {"sha256", rep.output_sha256}}}}};
-  {
-    std::ofstream f(partial.path / "averaging.json");
-    f << prov.dump(2) << "\n";
-    if (!f) return Status::IoError((partial.path / "averaging.json").string() + ": write failed");
-  }
+  HERD_RETURN_IF_ERROR(
+      WriteFileAtomic((partial.path / "averaging.json").string(), prov.dump(2) + "\n"));
   if (fs::exists(out, ec)) fs::remove_all(out, ec);
   fs::rename(partial.path, out, ec);
   if (ec) return Status::IoError("average: rename to " + out_dir + ": " + ec.message());

@@ -3,10 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
+#include <utility>
 
+#include "common/atomic_file.h"
 #include "workers/train/losses.h"
+#include "workers/train/objective_data.h"
 
 namespace herd::train {
 namespace {
@@ -183,14 +188,7 @@ Status ReferenceLogProbs::Save(const std::string& path) const {
   nlohmann::json pairs = nlohmann::json::object();
   for (const auto& [id, lp] : table_) pairs[id] = {lp.chosen, lp.rejected};
   j["pairs"] = std::move(pairs);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << j.dump() << "\n";
-    if (!f) return Status::IoError(tmp + ": write failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return Status::IoError(path + ": rename failed");
-  return Status::Ok();
+  return WriteFileAtomic(path, j.dump() + "\n");
 }
 
 Result<ReferenceLogProbs> ReferenceLogProbs::Load(const std::string& path) {
@@ -219,6 +217,89 @@ Result<ReferenceLogProbs> ReferenceLogProbs::Load(const std::string& path) {
     t.Put(it.key(), {v[0].get<double>(), v[1].get<double>()});
   }
   return t;
+}
+
+namespace {
+
+class DpoObjective final : public Objective {
+ public:
+  DpoObjective(std::vector<DpoSample> s, DpoOptions o, std::shared_ptr<const ReferenceLogProbs> r)
+      : data_(std::move(s)), opts_(o), ref_(std::move(r)) {}
+  const char* name() const override { return "dpo"; }
+  int64_t size() const override { return static_cast<int64_t>(data_.data().size()); }
+  void Order(uint64_t seed, int64_t epoch) override { data_.Order(seed, epoch); }
+  Result<int64_t> Pack(int64_t cursor, int64_t B, int64_t T) override {
+    std::span<const DpoSample> rest(data_.data().data() + cursor, data_.data().size() - cursor);
+    return PackDpo(rest, B, T, &batch_);
+  }
+  double Weight() const override { return static_cast<double>(batch_.pair_ids.size()); }
+  const model::PackedBatch& batch() const override { return batch_.batch; }
+  Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward,
+                                      double grad_scale) override {
+    if (!m.logits()) return Status::FailedPrecondition("DPO needs a language model (lm_head)");
+    if (!ref_) return Status::FailedPrecondition("DPO: no reference log-probs");
+    if (ref_->mask_formatting() != opts_.mask_formatting) {
+      return Status::FailedPrecondition(
+          "DPO: reference log-probs were computed with another "
+          "mask_formatting setting");
+    }
+    HERD_RETURN_IF_ERROR(ref_->Gather(batch_, &ref_lp_));
+    const int64_t V = m.config().vocab_size;
+    HERD_ASSIGN_OR_RETURN(DpoMetrics dm, DpoLoss(batch_, m.logits(), V, ref_lp_, opts_, &ws_,
+                                                 backward ? m.logits() : nullptr, grad_scale));
+    if (backward) HERD_RETURN_IF_ERROR(m.Backward(m.logits()));
+    BatchResult r;
+    r.metrics.Set("loss", dm.loss);
+    r.metrics.Set("dpo_loss", dm.dpo_loss);
+    r.metrics.Set("nll", dm.nll);
+    r.metrics.Set("reward_accuracy", dm.reward_accuracy);
+    r.metrics.Set("chosen_reward", dm.chosen_reward);
+    r.metrics.Set("rejected_reward", dm.rejected_reward);
+    r.metrics.Set("margin", dm.margin);
+    r.weight = static_cast<double>(dm.pairs);
+    r.tokens = detail::CountTokens(batch_.batch);
+    return r;
+  }
+
+ private:
+  detail::OrderedData<DpoSample> data_;
+  DpoOptions opts_;
+  std::shared_ptr<const ReferenceLogProbs> ref_;
+  DpoBatch batch_;
+  DpoWorkspace ws_;
+  std::vector<SequenceLogProb> ref_lp_;
+};
+
+}  // namespace
+
+std::unique_ptr<Objective> MakeDpoObjective(std::vector<DpoSample> samples, DpoOptions opts,
+                                            std::shared_ptr<const ReferenceLogProbs> ref) {
+  return std::make_unique<DpoObjective>(std::move(samples), opts, std::move(ref));
+}
+
+Result<std::shared_ptr<ReferenceLogProbs>> ReferenceForDpo(model::LlamaModel& ref_model,
+                                                           const std::vector<DpoSample>& samples,
+                                                           const DpoOptions& opts, int64_t B,
+                                                           int64_t T, std::string model_hash) {
+  if (!ref_model.logits()) return Status::FailedPrecondition("DPO reference: not a language model");
+  if (B > ref_model.max_batch() || T > ref_model.max_seq()) {
+    return Status::InvalidArgument("DPO reference: batch " + std::to_string(B) + "x" +
+                                   std::to_string(T) + " exceeds the model's activations");
+  }
+  auto table = std::make_shared<ReferenceLogProbs>(std::move(model_hash), opts.mask_formatting);
+  DpoBatch batch;
+  DpoWorkspace ws;
+  size_t cursor = 0;
+  while (cursor < samples.size()) {
+    std::span<const DpoSample> rest(samples.data() + cursor, samples.size() - cursor);
+    HERD_ASSIGN_OR_RETURN(int64_t n, PackDpo(rest, B, T, &batch));
+    if (n == 0) return Status::Internal("DPO reference: packing made no progress");
+    HERD_RETURN_IF_ERROR(ref_model.Forward(batch.batch));
+    HERD_RETURN_IF_ERROR(
+        table->AddBatch(batch, ref_model.logits(), ref_model.config().vocab_size, opts, &ws));
+    cursor += static_cast<size_t>(n);
+  }
+  return table;
 }
 
 }  // namespace herd::train

@@ -15,7 +15,11 @@
 // runs once per task over the data (SequenceLogProbs), and the results are
 // kept in a ReferenceLogProbs table keyed by pair id and tagged with the
 // reference model's hash, so a later round can reuse them.
+//
+// MakeDpoObjective wraps the loss as the trainer's Objective;
+// ReferenceForDpo runs the reference model to fill the table.
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -23,6 +27,8 @@
 #include <vector>
 
 #include "common/status.h"
+#include "workers/model/llama.h"
+#include "workers/train/objective.h"
 #include "workers/train/row_packing.h"
 
 namespace herd::train {
@@ -115,5 +121,18 @@ class ReferenceLogProbs {
   bool mask_formatting_;
   std::unordered_map<std::string, SequenceLogProb> table_;
 };
+
+// DPO on pairs with reference log-probs looked up per pair id. Metrics:
+// loss, dpo_loss, nll, reward_accuracy, chosen_reward, rejected_reward,
+// margin. ReferenceForDpo fills the table with the frozen reference.
+std::unique_ptr<Objective> MakeDpoObjective(std::vector<DpoSample> samples, DpoOptions opts,
+                                            std::shared_ptr<const ReferenceLogProbs> ref);
+
+// Runs the reference model once over the samples (in their given order,
+// B rows of T per batch) and returns the table DPO trains against.
+Result<std::shared_ptr<ReferenceLogProbs>> ReferenceForDpo(model::LlamaModel& ref_model,
+                                                           const std::vector<DpoSample>& samples,
+                                                           const DpoOptions& opts, int64_t B,
+                                                           int64_t T, std::string model_hash);
 
 }  // namespace herd::train

@@ -4,6 +4,8 @@
 #include <string>
 
 #include "workers/train/losses.h"
+#include "workers/train/objective_data.h"
+#include "workers/train/row_packing.h"
 
 namespace herd::train {
 namespace {
@@ -89,6 +91,67 @@ Result<RewardMetrics> BradleyTerryLoss(std::span<const float> rewards,
   m.accuracy *= inv;
   m.margin *= inv;
   return m;
+}
+
+namespace {
+
+class RewardObjective final : public Objective {
+ public:
+  RewardObjective(std::vector<RankedSample> s, RewardOptions o)
+      : data_(std::move(s)), opts_(std::move(o)) {}
+  const char* name() const override { return "rm"; }
+  int64_t size() const override { return static_cast<int64_t>(data_.data().size()); }
+  void Order(uint64_t seed, int64_t epoch) override {
+    data_.Order(seed, epoch);
+    // Responses get a new row order every epoch too.
+    shuffle_seed_ = detail::Mix(seed + static_cast<uint64_t>(epoch));
+  }
+  Result<int64_t> Pack(int64_t cursor, int64_t B, int64_t T) override {
+    std::span<const RankedSample> rest(data_.data().data() + cursor, data_.data().size() - cursor);
+    return PackRm(rest, opts_, B, T, shuffle_seed_, &batch_);
+  }
+  double Weight() const override { return static_cast<double>(batch_.pairs.size()); }
+  const model::PackedBatch& batch() const override { return batch_.batch; }
+  Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward,
+                                      double grad_scale) override {
+    if (!m.values())
+      return Status::FailedPrecondition("RM training needs a reward model (score head)");
+    const size_t R = batch_.reward_index.size();
+    rewards_.resize(R);
+    drewards_.resize(R);
+    for (size_t r = 0; r < R; ++r) rewards_[r] = m.values()[batch_.reward_index[r]];
+    HERD_ASSIGN_OR_RETURN(RewardMetrics rm,
+                          BradleyTerryLoss(rewards_, batch_.pairs, opts_, drewards_));
+    if (backward) {
+      // The loss touches the scalar head only at each response's last token.
+      dvalues_.assign(static_cast<size_t>(batch_.batch.size()), 0.0f);
+      for (size_t r = 0; r < R; ++r) {
+        dvalues_[batch_.reward_index[r]] += static_cast<float>(grad_scale * drewards_[r]);
+      }
+      HERD_RETURN_IF_ERROR(m.BackwardFromValues(dvalues_.data()));
+    }
+    BatchResult out;
+    out.metrics.Set("loss", rm.loss);
+    out.metrics.Set("accuracy", rm.accuracy);
+    out.metrics.Set("margin", rm.margin);
+    out.weight = static_cast<double>(rm.pairs);
+    out.tokens = detail::CountTokens(batch_.batch);
+    return out;
+  }
+
+ private:
+  detail::OrderedData<RankedSample> data_;
+  RewardOptions opts_;
+  uint64_t shuffle_seed_ = 0;
+  RmBatch batch_;
+  std::vector<float> rewards_, drewards_, dvalues_;
+};
+
+}  // namespace
+
+std::unique_ptr<Objective> MakeRewardObjective(std::vector<RankedSample> samples,
+                                               RewardOptions opts) {
+  return std::make_unique<RewardObjective>(std::move(samples), std::move(opts));
 }
 
 }  // namespace herd::train

@@ -9,15 +9,17 @@
 //
 // The rewards themselves come from the model's scalar head read at each
 // response's last token (row_packing.h records where); this file is the
-// loss math only.
+// loss math, and MakeRewardObjective wraps it as the trainer's Objective.
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/status.h"
+#include "workers/train/objective.h"
 
 namespace herd::train {
 
@@ -92,5 +94,10 @@ struct RewardMetrics {
 Result<RewardMetrics> BradleyTerryLoss(std::span<const float> rewards,
                                        std::span<const RewardPair> pairs, const RewardOptions& opts,
                                        std::span<float> drewards);
+
+// Reward model on ranked samples; the model must be a reward model
+// (scalar head). Metrics: loss, accuracy, margin, pairs.
+std::unique_ptr<Objective> MakeRewardObjective(std::vector<RankedSample> samples,
+                                               RewardOptions opts = {});
 
 }  // namespace herd::train

@@ -10,10 +10,16 @@
 // With gradient accumulation the trainer passes the token count of the
 // whole accumulated batch as `normalizer`, so the sum over micro-batches is
 // the same mean.
+//
+// MakeSftObjective wraps it as the trainer's Objective (objective.h).
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "common/status.h"
 #include "workers/model/packed_batch.h"
+#include "workers/train/objective.h"
+#include "workers/train/row_packing.h"
 
 namespace herd::train {
 
@@ -29,5 +35,9 @@ Result<SftMetrics> SftLoss(const model::PackedBatch& batch, const float* logits,
 
 // Trained tokens of a batch (Σ loss_weights over positions with a target).
 double SftTokenCount(const model::PackedBatch& batch);
+
+// SFT on tokenized conversations (row_packing.h SftExample).
+std::unique_ptr<Objective> MakeSftObjective(std::vector<SftExample> examples,
+                                            SftPackOptions pack = {});
 
 }  // namespace herd::train

@@ -2,281 +2,27 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <span>
 #include <utility>
 
+#include "common/atomic_file.h"
 #include "workers/model/checkpoint.h"
 #include "workers/model/safetensors.h"
 #include "workers/train/grad_accum.h"
 #include "workers/train/grad_clip.h"
-#include "workers/train/sft.h"
 
 namespace herd::train {
 namespace fs = std::filesystem;
 
-void Metrics::Set(const char* name, double v) {
-  for (int k = 0; k < count; ++k) {
-    if (std::strcmp(entries[k].name, name) == 0) {
-      entries[k].value = v;
-      return;
-    }
-  }
-  if (count < static_cast<int>(entries.size())) entries[count++] = {name, v};
-}
-
-double Metrics::Get(const char* name, double fallback) const {
-  for (int k = 0; k < count; ++k) {
-    if (std::strcmp(entries[k].name, name) == 0) return entries[k].value;
-  }
-  return fallback;
-}
-
 namespace {
-
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// Keeps data[k] = original[perm[k]] as the order changes, moving elements
-// in place (no copy of the dataset): cur is the current permutation.
-template <typename T>
-class OrderedData {
- public:
-  explicit OrderedData(std::vector<T> d) : data_(std::move(d)), cur_(data_.size()) {
-    for (size_t k = 0; k < cur_.size(); ++k) cur_[k] = static_cast<int64_t>(k);
-  }
-  const std::vector<T>& data() const { return data_; }
-
-  // The order of epoch `epoch`: a seeded Fisher–Yates shuffle of the
-  // original order, so any epoch can be reproduced directly on resume.
-  void Order(uint64_t seed, int64_t epoch) {
-    const size_t n = data_.size();
-    std::vector<int64_t> want(n);
-    for (size_t k = 0; k < n; ++k) want[k] = static_cast<int64_t>(k);
-    uint64_t s = Mix(seed ^ Mix(static_cast<uint64_t>(epoch) + 0x51ed2701ULL));
-    for (size_t k = n; k > 1; --k) {
-      s = Mix(s);
-      std::swap(want[k - 1], want[s % k]);
-    }
-    // Gather: new[k] = data_[where[want[k]]] with where = cur^-1.
-    std::vector<int64_t> where(n), src(n);
-    for (size_t k = 0; k < n; ++k) where[cur_[k]] = static_cast<int64_t>(k);
-    for (size_t k = 0; k < n; ++k) src[k] = where[want[k]];
-    std::vector<uint8_t> done(n, 0);
-    for (size_t start = 0; start < n; ++start) {
-      if (done[start]) continue;
-      // Follow the cycle start ← src[start] ← src[src[start]] ...
-      T tmp = std::move(data_[start]);
-      size_t k = start;
-      while (true) {
-        done[k] = 1;
-        const auto from = static_cast<size_t>(src[k]);
-        if (from == start) {
-          data_[k] = std::move(tmp);
-          break;
-        }
-        data_[k] = std::move(data_[from]);
-        k = from;
-      }
-    }
-    cur_ = std::move(want);
-  }
-
- private:
-  std::vector<T> data_;
-  std::vector<int64_t> cur_;
-};
-
-int64_t CountTokens(const model::PackedBatch& b) {
-  int64_t n = 0;
-  for (int32_t s : b.segments) n += s >= 0;
-  return n;
-}
-
-class SftObjective final : public Objective {
- public:
-  SftObjective(std::vector<SftExample> ex, SftPackOptions p) : data_(std::move(ex)), pack_(p) {}
-  const char* name() const override { return "sft"; }
-  int64_t size() const override { return static_cast<int64_t>(data_.data().size()); }
-  void Order(uint64_t seed, int64_t epoch) override { data_.Order(seed, epoch); }
-  Result<int64_t> Pack(int64_t cursor, int64_t B, int64_t T) override {
-    std::span<const SftExample> rest(data_.data().data() + cursor, data_.data().size() - cursor);
-    return PackSft(rest, B, T, pack_, &batch_);
-  }
-  double Weight() const override { return SftTokenCount(batch_); }
-  const model::PackedBatch& batch() const override { return batch_; }
-  Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward,
-                                      double grad_scale) override {
-    if (!m.logits()) return Status::FailedPrecondition("SFT needs a language model (lm_head)");
-    const int64_t V = m.config().vocab_size;
-    // Gradient of grad_scale · (Σ w·ce / Σ w): normaliser Σ w / grad_scale.
-    const double norm = grad_scale == 1.0 ? 0.0 : SftTokenCount(batch_) / grad_scale;
-    HERD_ASSIGN_OR_RETURN(SftMetrics sm,
-                          SftLoss(batch_, m.logits(), V, backward ? m.logits() : nullptr, norm));
-    if (norm > 0) sm.loss /= grad_scale;  // report the batch mean whatever the scale
-    if (backward) HERD_RETURN_IF_ERROR(m.Backward(m.logits()));
-    BatchResult r;
-    r.metrics.Set("loss", sm.loss);
-    r.weight = static_cast<double>(sm.tokens);
-    r.tokens = CountTokens(batch_);
-    return r;
-  }
-
- private:
-  OrderedData<SftExample> data_;
-  SftPackOptions pack_;
-  model::PackedBatch batch_;
-};
-
-class RewardObjective final : public Objective {
- public:
-  RewardObjective(std::vector<RankedSample> s, RewardOptions o)
-      : data_(std::move(s)), opts_(std::move(o)) {}
-  const char* name() const override { return "rm"; }
-  int64_t size() const override { return static_cast<int64_t>(data_.data().size()); }
-  void Order(uint64_t seed, int64_t epoch) override {
-    data_.Order(seed, epoch);
-    // Responses get a new row order every epoch too.
-    shuffle_seed_ = Mix(seed + static_cast<uint64_t>(epoch));
-  }
-  Result<int64_t> Pack(int64_t cursor, int64_t B, int64_t T) override {
-    std::span<const RankedSample> rest(data_.data().data() + cursor, data_.data().size() - cursor);
-    return PackRm(rest, opts_, B, T, shuffle_seed_, &batch_);
-  }
-  double Weight() const override { return static_cast<double>(batch_.pairs.size()); }
-  const model::PackedBatch& batch() const override { return batch_.batch; }
-  Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward,
-                                      double grad_scale) override {
-    if (!m.values())
-      return Status::FailedPrecondition("RM training needs a reward model (score head)");
-    const size_t R = batch_.reward_index.size();
-    rewards_.resize(R);
-    drewards_.resize(R);
-    for (size_t r = 0; r < R; ++r) rewards_[r] = m.values()[batch_.reward_index[r]];
-    HERD_ASSIGN_OR_RETURN(RewardMetrics rm,
-                          BradleyTerryLoss(rewards_, batch_.pairs, opts_, drewards_));
-    if (backward) {
-      // The loss touches the scalar head only at each response's last token.
-      dvalues_.assign(static_cast<size_t>(batch_.batch.size()), 0.0f);
-      for (size_t r = 0; r < R; ++r) {
-        dvalues_[batch_.reward_index[r]] += static_cast<float>(grad_scale * drewards_[r]);
-      }
-      HERD_RETURN_IF_ERROR(m.BackwardFromValues(dvalues_.data()));
-    }
-    BatchResult out;
-    out.metrics.Set("loss", rm.loss);
-    out.metrics.Set("accuracy", rm.accuracy);
-    out.metrics.Set("margin", rm.margin);
-    out.weight = static_cast<double>(rm.pairs);
-    out.tokens = CountTokens(batch_.batch);
-    return out;
-  }
-
- private:
-  OrderedData<RankedSample> data_;
-  RewardOptions opts_;
-  uint64_t shuffle_seed_ = 0;
-  RmBatch batch_;
-  std::vector<float> rewards_, drewards_, dvalues_;
-};
-
-class DpoObjective final : public Objective {
- public:
-  DpoObjective(std::vector<DpoSample> s, DpoOptions o, std::shared_ptr<const ReferenceLogProbs> r)
-      : data_(std::move(s)), opts_(o), ref_(std::move(r)) {}
-  const char* name() const override { return "dpo"; }
-  int64_t size() const override { return static_cast<int64_t>(data_.data().size()); }
-  void Order(uint64_t seed, int64_t epoch) override { data_.Order(seed, epoch); }
-  Result<int64_t> Pack(int64_t cursor, int64_t B, int64_t T) override {
-    std::span<const DpoSample> rest(data_.data().data() + cursor, data_.data().size() - cursor);
-    return PackDpo(rest, B, T, &batch_);
-  }
-  double Weight() const override { return static_cast<double>(batch_.pair_ids.size()); }
-  const model::PackedBatch& batch() const override { return batch_.batch; }
-  Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward,
-                                      double grad_scale) override {
-    if (!m.logits()) return Status::FailedPrecondition("DPO needs a language model (lm_head)");
-    if (!ref_) return Status::FailedPrecondition("DPO: no reference log-probs");
-    if (ref_->mask_formatting() != opts_.mask_formatting) {
-      return Status::FailedPrecondition(
-          "DPO: reference log-probs were computed with another "
-          "mask_formatting setting");
-    }
-    HERD_RETURN_IF_ERROR(ref_->Gather(batch_, &ref_lp_));
-    const int64_t V = m.config().vocab_size;
-    HERD_ASSIGN_OR_RETURN(DpoMetrics dm, DpoLoss(batch_, m.logits(), V, ref_lp_, opts_, &ws_,
-                                                 backward ? m.logits() : nullptr, grad_scale));
-    if (backward) HERD_RETURN_IF_ERROR(m.Backward(m.logits()));
-    BatchResult r;
-    r.metrics.Set("loss", dm.loss);
-    r.metrics.Set("dpo_loss", dm.dpo_loss);
-    r.metrics.Set("nll", dm.nll);
-    r.metrics.Set("reward_accuracy", dm.reward_accuracy);
-    r.metrics.Set("chosen_reward", dm.chosen_reward);
-    r.metrics.Set("rejected_reward", dm.rejected_reward);
-    r.metrics.Set("margin", dm.margin);
-    r.weight = static_cast<double>(dm.pairs);
-    r.tokens = CountTokens(batch_.batch);
-    return r;
-  }
-
- private:
-  OrderedData<DpoSample> data_;
-  DpoOptions opts_;
-  std::shared_ptr<const ReferenceLogProbs> ref_;
-  DpoBatch batch_;
-  DpoWorkspace ws_;
-  std::vector<SequenceLogProb> ref_lp_;
-};
 
 constexpr const char* kStateFile = "trainer_state.json";
 constexpr const char* kOptimizerFile = "optimizer.safetensors";
 
 }  // namespace
-
-std::unique_ptr<Objective> MakeSftObjective(std::vector<SftExample> examples, SftPackOptions pack) {
-  return std::make_unique<SftObjective>(std::move(examples), pack);
-}
-std::unique_ptr<Objective> MakeRewardObjective(std::vector<RankedSample> samples,
-                                               RewardOptions opts) {
-  return std::make_unique<RewardObjective>(std::move(samples), std::move(opts));
-}
-std::unique_ptr<Objective> MakeDpoObjective(std::vector<DpoSample> samples, DpoOptions opts,
-                                            std::shared_ptr<const ReferenceLogProbs> ref) {
-  return std::make_unique<DpoObjective>(std::move(samples), opts, std::move(ref));
-}
-
-Result<std::shared_ptr<ReferenceLogProbs>> ReferenceForDpo(model::LlamaModel& ref_model,
-                                                           const std::vector<DpoSample>& samples,
-                                                           const DpoOptions& opts, int64_t B,
-                                                           int64_t T, std::string model_hash) {
-  if (!ref_model.logits()) return Status::FailedPrecondition("DPO reference: not a language model");
-  if (B > ref_model.max_batch() || T > ref_model.max_seq()) {
-    return Status::InvalidArgument("DPO reference: batch " + std::to_string(B) + "x" +
-                                   std::to_string(T) + " exceeds the model's activations");
-  }
-  auto table = std::make_shared<ReferenceLogProbs>(std::move(model_hash), opts.mask_formatting);
-  DpoBatch batch;
-  DpoWorkspace ws;
-  size_t cursor = 0;
-  while (cursor < samples.size()) {
-    std::span<const DpoSample> rest(samples.data() + cursor, samples.size() - cursor);
-    HERD_ASSIGN_OR_RETURN(int64_t n, PackDpo(rest, B, T, &batch));
-    if (n == 0) return Status::Internal("DPO reference: packing made no progress");
-    HERD_RETURN_IF_ERROR(ref_model.Forward(batch.batch));
-    HERD_RETURN_IF_ERROR(
-        table->AddBatch(batch, ref_model.logits(), ref_model.config().vocab_size, opts, &ws));
-    cursor += static_cast<size_t>(n);
-  }
-  return table;
-}
 
 Trainer::Trainer(model::LlamaModel* m, Objective* t, Objective* e, TrainerOptions o, LrSchedule lr)
     : model_(m), train_(t), eval_(e), opts_(std::move(o)), lr_(std::move(lr)) {
@@ -469,17 +215,8 @@ Status Trainer::SaveState(const std::string& dir) {
   st["seq_len"] = opts_.seq_len;
   st["micro_batches"] = opts_.micro_batches;
   st["train_examples"] = train_->size();
-  // Written last, via rename: its presence marks the directory complete.
-  const fs::path tmp = fs::path(dir) / (std::string(kStateFile) + ".tmp");
-  {
-    std::ofstream f(tmp);
-    f << st.dump(2) << "\n";
-    if (!f) return Status::IoError(tmp.string() + ": write failed");
-  }
-  std::error_code ec;
-  fs::rename(tmp, fs::path(dir) / kStateFile, ec);
-  if (ec) return Status::IoError((fs::path(dir) / kStateFile).string() + ": " + ec.message());
-  return Status::Ok();
+  // Written last and atomically: its presence marks the directory complete.
+  return WriteFileAtomic((fs::path(dir) / kStateFile).string(), st.dump(2) + "\n");
 }
 
 Status Trainer::LoadState(const std::string& dir) {

@@ -1,5 +1,6 @@
 #pragma once
 // One training loop for SFT, reward-model and DPO training. The objective
+// (objective.h; the three are made in sft.h, reward.h and dpo.h)
 // owns its examples and its packed batch, and supplies the loss and the
 // gradient at the model's head; the trainer owns the order of the data, the
 // optimizer, the schedule, evaluation, checkpoints and progress reports.
@@ -15,7 +16,6 @@
 //        named "<tensor>.exp_avg" / "<tensor>.exp_avg_sq") and
 //        trainer_state.json (step, epoch, cursor, seed, optimizer step),
 //        written last so a directory without it is incomplete and ignored.
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -25,76 +25,10 @@
 #include "tasks/train_defaults.h"
 #include "workers/model/llama.h"
 #include "workers/train/adamw.h"
-#include "workers/train/dpo.h"
 #include "workers/train/lr_schedule.h"
-#include "workers/train/reward.h"
-#include "workers/train/row_packing.h"
+#include "workers/train/objective.h"
 
 namespace herd::train {
-
-// Up to 8 named scalars, without allocation.
-struct Metrics {
-  struct Entry {
-    const char* name = "";
-    double value = 0;
-  };
-  std::array<Entry, 8> entries{};
-  int count = 0;
-  void Set(const char* name, double v);
-  double Get(const char* name, double fallback = 0) const;
-};
-
-// What one batch produced: its metrics (means over the batch) and the
-// weight (tokens or pairs) the trainer uses to average metrics across
-// batches in evaluation.
-struct BatchResult {
-  Metrics metrics;  // always includes "loss"
-  double weight = 0;
-  int64_t tokens = 0;  // non-padding tokens in the batch (for tokens/s)
-};
-
-class Objective {
- public:
-  virtual ~Objective() = default;
-  virtual const char* name() const = 0;  // "sft" | "rm" | "dpo"
-  virtual int64_t size() const = 0;      // examples
-  // Puts the examples in the order for `epoch` from the original order
-  // (seeded, reproducible on resume).
-  virtual void Order(uint64_t seed, int64_t epoch) = 0;
-  // Packs examples [cursor, ...) into the objective's batch; returns how
-  // many were consumed (> 0 unless cursor == size()).
-  virtual Result<int64_t> Pack(int64_t cursor, int64_t B, int64_t T) = 0;
-  // What the last packed batch's loss is a mean over: trained tokens (SFT)
-  // or pairs (RM, DPO). 0 = nothing to train on.
-  virtual double Weight() const = 0;
-  bool HasLoss() const { return Weight() > 0; }
-  virtual const model::PackedBatch& batch() const = 0;
-  // After a Forward of batch(): loss and metrics; with backward, writes the
-  // gradient of grad_scale · loss at the head and runs the model's backward
-  // (grads +=). Gradient accumulation passes grad_scale = Weight().
-  virtual Result<BatchResult> LossAndBackward(model::LlamaModel& m, bool backward,
-                                              double grad_scale = 1.0) = 0;
-};
-
-// SFT on tokenized conversations (row_packing.h SftExample).
-std::unique_ptr<Objective> MakeSftObjective(std::vector<SftExample> examples,
-                                            SftPackOptions pack = {});
-// Reward model on ranked samples; the model must be a reward model
-// (scalar head). Metrics: loss, accuracy, margin, pairs.
-std::unique_ptr<Objective> MakeRewardObjective(std::vector<RankedSample> samples,
-                                               RewardOptions opts = {});
-// DPO on pairs with reference log-probs looked up per pair id. Metrics:
-// loss, dpo_loss, nll, reward_accuracy, chosen_reward, rejected_reward,
-// margin. ReferenceForDpo fills the table with the frozen reference.
-std::unique_ptr<Objective> MakeDpoObjective(std::vector<DpoSample> samples, DpoOptions opts,
-                                            std::shared_ptr<const ReferenceLogProbs> ref);
-
-// Runs the reference model once over the samples (in their given order,
-// B rows of T per batch) and returns the table DPO trains against.
-Result<std::shared_ptr<ReferenceLogProbs>> ReferenceForDpo(model::LlamaModel& ref_model,
-                                                           const std::vector<DpoSample>& samples,
-                                                           const DpoOptions& opts, int64_t B,
-                                                           int64_t T, std::string model_hash);
 
 struct TrainerOptions {
   int64_t steps = 100;     // optimizer steps. Default: 100

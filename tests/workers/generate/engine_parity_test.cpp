@@ -59,7 +59,7 @@ TEST_P(EngineParity, PagedPrefillAndDecodeMatchTheEngineForward) {
   ASSERT_TRUE(paged.ok()) << paged.status().ToString();
   auto cache = KvCache::Create(paged->CacheShape(bs), 16 * KvCache::BytesPerBlock(paged->CacheShape(bs)));
   ASSERT_TRUE(cache.ok());
-  WorkerPool pool(2);
+  kernels::cpu::ThreadPool pool(2);
   ForwardWorkspace ws;
   paged->PrepareWorkspace(ws, 1);
   ASSERT_TRUE(cache->blocks().Reserve(cache->num_blocks()).ok());

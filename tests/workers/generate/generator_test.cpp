@@ -108,7 +108,7 @@ TEST_F(GeneratorTest, PagedDecodeLogitsMatchFullForward) {
   const int64_t V = rm_.cfg.vocab_size, bs = 4;
   auto cache = KvCache::Create(model_->CacheShape(bs), 64 * KvCache::BytesPerBlock(model_->CacheShape(bs)));
   ASSERT_TRUE(cache.ok());
-  WorkerPool pool(2);
+  kernels::cpu::ThreadPool pool(2);
   ForwardWorkspace ws;
   model_->PrepareWorkspace(ws, 8);
   // Two sequences decoded together in one batch: prompt 9 and 6 tokens,

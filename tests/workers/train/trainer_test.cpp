@@ -11,7 +11,10 @@
 #include <random>
 #include <vector>
 
+#include "workers/train/dpo.h"
 #include "workers/train/losses.h"
+#include "workers/train/reward.h"
+#include "workers/train/sft.h"
 
 namespace herd::train {
 namespace {

@@ -1,4 +1,4 @@
-#include "stores/codec.h"
+#include "stores/value_codec.h"
 
 #include <cstring>
 
