@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
+#include "common/atomic_file.h"
 #include "stores/artifacts.h"
 #include "stores/store.h"
 
@@ -142,18 +142,18 @@ tasks::PairRow PairRowOf(const stores::Pair& p) {
 }
 
 Status WriteDataset(const std::string& path, const std::vector<std::string>& lines) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return Status::IoError("cannot write " + tmp);
-    for (const auto& l : lines) f << l << '\n';
-    if (!f) return Status::IoError("write failed: " + tmp);
-  }
   std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Status::IoError("rename " + tmp + ": " + ec.message());
-  return Status::Ok();
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  if (ec) return Status::IoError("creating the directory of " + path + ": " + ec.message());
+  size_t bytes = 0;
+  for (const auto& l : lines) bytes += l.size() + 1;
+  std::string text;
+  text.reserve(bytes);
+  for (const auto& l : lines) {
+    text += l;
+    text += '\n';
+  }
+  return WriteFileAtomic(path, text);
 }
 
 std::string CounterKey(const char* what, const std::string& run, uint32_t round) {

@@ -130,8 +130,8 @@ std::vector<tasks::Message> TaskMessages(const std::vector<stores::Message>& ms)
 // A stored preference pair as a dataset row.
 tasks::PairRow PairRowOf(const stores::Pair& p);
 
-// Writes a dataset file whole (one line per row) before the stage's tasks
-// are submitted.
+// Writes a dataset file whole and durably (one line per row, through
+// WriteFileAtomic) before the stage's tasks are submitted.
 Status WriteDataset(const std::string& path, const std::vector<std::string>& lines);
 
 // The store counter of a round's "requests" made or "answers" received.

@@ -317,7 +317,7 @@ TEST_F(OrchestratorTest, BadResultIsRefusedAndChangesNothing) {
   ASSERT_TRUE(orch_->Tick().ok());
   auto lease = orch_->Lease(worker_, 0);
   ASSERT_TRUE(lease.ok() && lease->has_value());
-  auto bad = orch_->Complete((*lease)->lease_id, R"({"responses": [{"prompt_id": "nope", "a": "x", "b": "y"}]})");
+  auto bad = orch_->Complete((*lease)->lease_id, tasks::Encode(tasks::GenerateResult{{{"nope", "x", "y"}}}));
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("unknown prompt_id 'nope'"), std::string::npos);
   EXPECT_FALSE(orch_->Complete((*lease)->lease_id, "[1,2]").ok());

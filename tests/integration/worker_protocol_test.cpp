@@ -9,6 +9,7 @@
 
 #include "api/wire/problem.h"
 #include "herdd_process.h"
+#include "tasks/generate.h"
 #include "tasks/protocol.h"
 
 namespace herd::testing {
@@ -54,11 +55,13 @@ class WorkerProtocolTest : public ::testing::Test {
     return json::parse(r->body);
   }
   static json GenerateResult(const json& leased) {
-    json rs = json::array();
-    for (const auto& p : leased["task"]["spec"]["prompts"]) {
-      rs.push_back({{"prompt_id", p["id"]}, {"a", "four"}, {"b", "five"}});
+    auto spec = tasks::DecodeGenerateSpec(leased["task"]["spec"]);
+    EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+    tasks::GenerateResult res;
+    if (spec.ok()) {
+      for (const auto& p : spec->prompts) res.responses.push_back({p.id, "four", "five"});
     }
-    return {{"result", {{"responses", rs}}}};
+    return {{"result", tasks::ToJson(res)}};
   }
 
   TempDir tmp_{"proto"};
