@@ -19,8 +19,10 @@
 #include "api/server/server.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "daemon/idempotency.h"
 #include "daemon/local_workers.h"
 #include "daemon/orchestrator.h"
+#include "daemon/reader.h"
 #include "daemon/scheduler.h"
 #include "stores/artifacts.h"
 #include "stores/store.h"
@@ -142,6 +144,9 @@ int main(int argc, char** argv) {
   herd::daemon::Scheduler scheduler(&clock, &ids, sched_opts);
   herd::daemon::Orchestrator orch(store->get(), &artifacts, &scheduler, &clock);
   if (auto s = orch.Recover(); !s.ok()) return Fatal("recovering tasks: " + s.ToString());
+  herd::daemon::Reader reader(store->get(), &scheduler);
+  herd::daemon::IdempotencyLog idempotency(store->get());
+  const herd::api::DaemonParts parts{&orch, &reader, &idempotency};
 
   herd::metrics::Registry registry;
   herd::api::Router router;
@@ -151,10 +156,8 @@ int main(int argc, char** argv) {
     return herd::Status::Ok();
   };
   if (auto s = herd::api::AddBuiltinRoutes(router, &registry, ready); !s.ok()) return Fatal(s.ToString());
-  if (auto s = herd::api::AddDaemonRoutes(router, &orch, store->get(), &registry); !s.ok()) {
-    return Fatal(s.ToString());
-  }
-  herd::api::AddDaemonMetrics(&registry, &orch, store->get());
+  if (auto s = herd::api::AddDaemonRoutes(router, parts, &registry); !s.ok()) return Fatal(s.ToString());
+  herd::api::AddDaemonMetrics(&registry, parts);
 
   herd::api::ServerOptions sopts;
   sopts.host = host;

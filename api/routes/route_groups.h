@@ -6,7 +6,8 @@ namespace herd::api {
 
 struct RouteCtx {
   daemon::Orchestrator* orch;
-  stores::Store* store;
+  daemon::Reader* reader;
+  daemon::IdempotencyLog* idempotency;
   metrics::Registry* metrics;
   DaemonRoutesOptions opts;
 };
