@@ -1,6 +1,6 @@
 #pragma once
 // The REST routes that adapt wire JSON to the daemon (runs, rounds, data,
-// annotation requests, listings, the worker protocol).
+// annotation requests, listings, exports, backups, the worker protocol).
 // Every route is in api/openapi.yaml; docs/api.md describes the bodies.
 // Routes see only daemon types: writes go to the Orchestrator, reads to the
 // Reader; nothing here reaches the store or the scheduler directly.
@@ -11,6 +11,7 @@ namespace herd::daemon {
 class Orchestrator;
 class Reader;
 class IdempotencyLog;
+class Backups;
 }  // namespace herd::daemon
 namespace herd::metrics {
 class Registry;
@@ -23,6 +24,7 @@ struct DaemonParts {
   daemon::Orchestrator* orch = nullptr;          // runs, uploads, the worker protocol
   daemon::Reader* reader = nullptr;              // every read
   daemon::IdempotencyLog* idempotency = nullptr; // Idempotency-Key answers of uploads
+  daemon::Backups* backups = nullptr;            // POST /v1/backups
 };
 
 struct DaemonRoutesOptions {

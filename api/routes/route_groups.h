@@ -8,6 +8,7 @@ struct RouteCtx {
   daemon::Orchestrator* orch;
   daemon::Reader* reader;
   daemon::IdempotencyLog* idempotency;
+  daemon::Backups* backups;
   metrics::Registry* metrics;
   DaemonRoutesOptions opts;
 };
@@ -15,5 +16,6 @@ struct RouteCtx {
 Status AddRunRoutes(Router& r, const RouteCtx& c);
 Status AddUploadRoutes(Router& r, const RouteCtx& c);
 Status AddWorkerRoutes(Router& r, const RouteCtx& c);
+Status AddExportRoutes(Router& r, const RouteCtx& c);
 
 }  // namespace herd::api

@@ -216,9 +216,10 @@ Status AddRunRoutes(Router& r, const RouteCtx& c) {
 
 Status AddDaemonRoutes(Router& router, const DaemonParts& parts, metrics::Registry* metrics,
                        DaemonRoutesOptions opts) {
-  RouteCtx c{parts.orch, parts.reader, parts.idempotency, metrics, opts};
+  RouteCtx c{parts.orch, parts.reader, parts.idempotency, parts.backups, metrics, opts};
   HERD_RETURN_IF_ERROR(AddRunRoutes(router, c));
   HERD_RETURN_IF_ERROR(AddUploadRoutes(router, c));
+  HERD_RETURN_IF_ERROR(AddExportRoutes(router, c));
   return AddWorkerRoutes(router, c);
 }
 

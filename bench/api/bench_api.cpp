@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   daemon::Orchestrator orch(store->get(), &artifacts, &sched, &clk);
   daemon::Reader daemon_reader(store->get(), &sched);
   daemon::IdempotencyLog idempotency(store->get());
-  const api::DaemonParts parts{&orch, &daemon_reader, &idempotency};
+  const api::DaemonParts parts{&orch, &daemon_reader, &idempotency, nullptr};
   metrics::Registry reg;
 
   std::unordered_set<std::string> ids;

@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   daemon::Orchestrator orch(store->get(), &artifacts, &sched, &clock);
   daemon::Reader reader(store->get(), &sched);
   daemon::IdempotencyLog idempotency(store->get());
-  const api::DaemonParts parts{&orch, &reader, &idempotency};
+  const api::DaemonParts parts{&orch, &reader, &idempotency, nullptr};
   // The commit the daemon does: the task rows in one synced batch.
   auto commit = [&](const std::vector<daemon::TaskChange>& cs) -> Status {
     auto txn = (*store)->NewTxn();
