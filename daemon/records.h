@@ -1,8 +1,8 @@
 #pragma once
-// The records the daemon hands out (to api/routes and herdctl's server
-// side), under daemon names. They are the store's plain structs
-// (stores/records.h): the daemon persists them as they are, so an alias is
-// the whole translation, and callers need not include anything of stores/.
+// The records the daemon hands out (to api/routes), under daemon names.
+// They are the store's plain structs (stores/records.h): the daemon
+// persists them as they are, so an alias is the whole translation, and
+// callers need not include anything of stores/.
 #include "stores/records.h"
 #include "stores/store.h"
 

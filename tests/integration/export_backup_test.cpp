@@ -78,7 +78,9 @@ class ExportBackupTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     *status = r.ok() ? r->status : 0;
     if (r.ok() && r->status != 200) return r->body;
-    if (r.ok()) EXPECT_EQ(r->content_type, "application/x-ndjson");
+    if (r.ok()) {
+      EXPECT_EQ(r->content_type, "application/x-ndjson");
+    }
     return body;
   }
 
