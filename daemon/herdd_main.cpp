@@ -19,8 +19,11 @@
 #include "common/atomic_file.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "daemon/backup.h"
+#include "daemon/idempotency.h"
 #include "daemon/local_workers.h"
 #include "daemon/orchestrator.h"
+#include "daemon/reader.h"
 #include "daemon/scheduler.h"
 #include "stores/artifacts.h"
 #include "stores/store.h"
@@ -80,7 +83,10 @@ int main(int argc, char** argv) {
   int64_t restart_grace_ms = 30000;
   int drain_s = 20;
   std::vector<std::string> worker_args;
+  std::string restore_backup;
   app.add_option("--data-dir", data_dir, "RocksDB and artifact directory")->required();
+  app.add_option("--restore-backup", restore_backup,
+                 "restore this backup (POST /v1/backups) into a new --data-dir, then exit");
   app.add_option("--listen", listen, "HOST:PORT to serve the REST API on; port 0 picks one")
       ->capture_default_str();
   app.add_option("--local-workers", local_workers, "herd-worker processes to spawn on loopback")
@@ -106,6 +112,13 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "herdd: %s\n", e.what());
     return 2;
+  }
+  if (!restore_backup.empty()) {
+    auto info = herd::daemon::Backups::Restore(restore_backup, data_dir);
+    if (!info.ok()) return Fatal("--restore-backup: " + info.status().ToString());
+    spdlog::info("restored backup {} (taken at {} ms) into {}: database and {} artifact file(s), {} bytes",
+                 info->dir, info->created_ms, data_dir, info->artifact_files, info->artifact_bytes);
+    return 0;
   }
   std::string host;
   uint16_t port = 0;
@@ -142,6 +155,10 @@ int main(int argc, char** argv) {
   herd::daemon::Scheduler scheduler(&clock, &ids, sched_opts);
   herd::daemon::Orchestrator orch(store->get(), &artifacts, &scheduler, &clock);
   if (auto s = orch.Recover(); !s.ok()) return Fatal("recovering tasks: " + s.ToString());
+  herd::daemon::Reader reader(store->get(), &scheduler);
+  herd::daemon::IdempotencyLog idempotency(store->get());
+  herd::daemon::Backups backups(store->get(), &artifacts);
+  const herd::api::DaemonParts parts{&orch, &reader, &idempotency, &backups};
 
   herd::metrics::Registry registry;
   herd::api::Router router;
@@ -151,10 +168,8 @@ int main(int argc, char** argv) {
     return herd::Status::Ok();
   };
   if (auto s = herd::api::AddBuiltinRoutes(router, &registry, ready); !s.ok()) return Fatal(s.ToString());
-  if (auto s = herd::api::AddDaemonRoutes(router, &orch, store->get(), &registry); !s.ok()) {
-    return Fatal(s.ToString());
-  }
-  herd::api::AddDaemonMetrics(&registry, &orch, store->get());
+  if (auto s = herd::api::AddDaemonRoutes(router, parts, &registry); !s.ok()) return Fatal(s.ToString());
+  herd::api::AddDaemonMetrics(&registry, parts);
 
   herd::api::ServerOptions sopts;
   sopts.host = host;

@@ -112,9 +112,6 @@ class Orchestrator {
   // can be called with locks held.
   void Kick();
 
-  Scheduler* scheduler() { return scheduler_; }
-  stores::Store* store() { return store_; }
-
  private:
   struct RunCtx;
   Status AdvanceRun(const std::string& run_id);

@@ -27,16 +27,12 @@ inline std::string RunName(std::string_view run, std::string_view id) {
 inline std::string Sample(std::string_view run, uint32_t round, std::string_view prompt, uint32_t idx) {
   return KeyWriter().Str(run).U32(round).Str(prompt).U32(idx).Take();
 }
-inline std::string SamplePromptPrefix(std::string_view run, uint32_t round, std::string_view prompt) {
-  return KeyWriter().Str(run).U32(round).Str(prompt).Take();
-}
 inline std::string Pair(std::string_view run, uint32_t round, std::string_view id) {
   return KeyWriter().Str(run).U32(round).Str(id).Take();
 }
 inline std::string Event(std::string_view run, uint64_t seq) { return KeyWriter().Str(run).U64(seq).Take(); }
 // Higher priority first: the key stores INT32_MAX - priority (fits u32).
 // The task id ends the key so two tasks with the same seq never collide.
-inline std::string QueuePrefix(TaskState s) { return KeyWriter().U8(uint8_t(s)).Take(); }
 inline std::string Queue(TaskState s, int32_t priority, uint64_t seq, std::string_view task_id) {
   return KeyWriter().U8(uint8_t(s)).U32(uint32_t(int64_t(INT32_MAX) - priority)).U64(seq).Str(task_id).Take();
 }

@@ -478,9 +478,9 @@ Status Store::Commit(WriteTxn& txn, Durability d) {
   return FromRocks(db_->Write(wo, txn.batch_.get()), "commit");
 }
 
-Status Store::PutOne(const std::function<void(WriteTxn&)>& fill) {
+Status Store::PutWorker(const Worker& w) {
   WriteTxn t(this);
-  fill(t);
+  t.PutWorker(w);
   return Commit(t, Durability::kSync);
 }
 
@@ -511,14 +511,6 @@ Result<std::string> Store::NewId(const std::string& prefix) {
   }
   HERD_ASSIGN_OR_RETURN(uint64_t n, Allocate());
   return prefix + "-" + std::to_string(n);
-}
-
-// ---- raw access -----------------------------------------------------------------
-
-Status Store::RawPut(Family f, const std::string& key, const std::string& value, Durability d) {
-  rocksdb::WriteOptions wo;
-  wo.sync = (d == Durability::kSync);
-  return FromRocks(db_->Put(wo, handle(f), key, value), std::string("put ") + FamilyName(f));
 }
 
 Result<std::string> Store::RawGet(Family f, const std::string& key) {
@@ -553,9 +545,6 @@ Result<Round> Store::GetRound(const std::string& run, uint32_t round) {
   return GetRecord<Round>(Family::kRounds, L::RunRound(run, round),
                           "round " + std::to_string(round) + " of run " + Q(run));
 }
-Result<Task> Store::GetTask(const std::string& id) {
-  return GetRecord<Task>(Family::kTasks, L::Id(id), "task " + Q(id));
-}
 Result<Worker> Store::GetWorker(const std::string& id) {
   return GetRecord<Worker>(Family::kWorkers, L::Id(id), "worker " + Q(id));
 }
@@ -575,15 +564,8 @@ Result<AnnotationRequest> Store::GetAnnotationRequest(const std::string& run, co
   return GetRecord<AnnotationRequest>(Family::kAnnotationRequests, L::RunName(run, id),
                                       "annotation request " + Q(id) + " of run " + Q(run));
 }
-Result<Pair> Store::GetPair(const std::string& run, uint32_t round, const std::string& id) {
-  return GetRecord<Pair>(Family::kPairs, L::Pair(run, round, id),
-                         "pair " + Q(id) + " of round " + std::to_string(round) + " run " + Q(run));
-}
 Result<Checkpoint> Store::GetCheckpoint(const std::string& id) {
   return GetRecord<Checkpoint>(Family::kCheckpoints, L::Id(id), "checkpoint " + Q(id));
-}
-Result<Event> Store::GetEvent(const std::string& run, uint64_t seq) {
-  return GetRecord<Event>(Family::kEvents, L::Event(run, seq), "event " + std::to_string(seq) + " of run " + Q(run));
 }
 Result<IdempotencyRecord> Store::GetIdempotency(const std::string& key) {
   return GetRecord<IdempotencyRecord>(Family::kIdempotency, L::Id(key), "idempotency key " + Q(key));
@@ -724,12 +706,6 @@ Result<Page<Run>> Store::ListRuns(const PageRequest& req) { return ListPage<Run>
 Result<Page<Round>> Store::ListRounds(const std::string& run, const PageRequest& req) {
   return ListPage<Round>(Family::kRounds, run, L::RunPrefix(run), req, {});
 }
-Result<Page<Task>> Store::ListTasks(const PageRequest& req) {
-  return ListPage<Task>(Family::kTasks, "", "", req, {});
-}
-Result<Page<Worker>> Store::ListWorkers(const PageRequest& req) {
-  return ListPage<Worker>(Family::kWorkers, "", "", req, {});
-}
 Result<Page<Prompt>> Store::ListPrompts(const std::string& run, const PageRequest& req) {
   return ListPage<Prompt>(Family::kPrompts, run, L::RunPrefix(run), req, {});
 }
@@ -765,10 +741,6 @@ Status Store::ForEachSample(const std::string& run, std::optional<uint32_t> roun
                             const std::function<bool(const Sample&)>& fn) {
   return ForEach<Sample>(Family::kSamples, RunOrRoundPrefix(run, round), fn);
 }
-Status Store::ForEachSampleOfPrompt(const std::string& run, uint32_t round, const std::string& prompt,
-                                    const std::function<bool(const Sample&)>& fn) {
-  return ForEach<Sample>(Family::kSamples, L::SamplePromptPrefix(run, round, prompt), fn);
-}
 Status Store::ForEachAnnotation(const std::string& run, const std::function<bool(const Annotation&)>& fn) {
   return ForEach<Annotation>(Family::kAnnotations, L::RunPrefix(run), fn);
 }
@@ -776,25 +748,14 @@ Status Store::ForEachPair(const std::string& run, std::optional<uint32_t> round,
                           const std::function<bool(const Pair&)>& fn) {
   return ForEach<Pair>(Family::kPairs, RunOrRoundPrefix(run, round), fn);
 }
-Status Store::ForEachRound(const std::string& run, const std::function<bool(const Round&)>& fn) {
-  return ForEach<Round>(Family::kRounds, L::RunPrefix(run), fn);
-}
 Status Store::ForEachTask(const std::function<bool(const Task&)>& fn) {
   return ForEach<Task>(Family::kTasks, "", fn);
-}
-Status Store::ForEachWorker(const std::function<bool(const Worker&)>& fn) {
-  return ForEach<Worker>(Family::kWorkers, "", fn);
 }
 Status Store::ForEachCheckpoint(const std::string& run, const std::function<bool(const Checkpoint&)>& fn) {
   return ForEach<Checkpoint>(Family::kCheckpoints, "", [&](const Checkpoint& c) {
     return (!run.empty() && c.run_id != run) ? true : fn(c);
   });
 }
-Status Store::ForEachQueuedTaskId(TaskState state, const std::function<bool(const std::string&)>& fn) {
-  std::string p = L::QueuePrefix(state);
-  return Scan(Family::kTaskQueue, p, UpperFor(p), [&](const std::string&, const std::string& v) { return fn(v); });
-}
-
 // ---- lineage -------------------------------------------------------------------------
 
 Status Store::ForEachDatasetMember(const std::string& run, uint32_t round, const std::string& dataset,
@@ -811,41 +772,6 @@ Status Store::ForEachSftSample(const std::string& run, uint32_t round, const std
       return false;
     }
     return fn(*s);
-  }));
-  return err;
-}
-
-Status Store::ForEachRmPair(const std::string& run, uint32_t round, const std::function<bool(const Pair&)>& fn) {
-  Status err;
-  HERD_RETURN_IF_ERROR(ForEachDatasetMember(run, round, "rm", [&](const DatasetMember& m) {
-    auto p = GetPair(run, m.member_round, m.member_id);
-    if (!p.ok()) {
-      err = p.status().WithContext("RM set of round " + std::to_string(round));
-      return false;
-    }
-    return fn(*p);
-  }));
-  return err;
-}
-
-Status Store::ForEachRmAnnotation(const std::string& run, uint32_t round,
-                                  const std::function<bool(const Annotation&)>& fn) {
-  // Pairs of one annotation are few (a ranked upload gives n-1 or n(n-1)/2),
-  // but distinctness is over the whole set, so remember the ids seen. Ids
-  // only, never records: memory is O(#annotations) strings.
-  std::vector<std::string> seen;
-  Status err;
-  HERD_RETURN_IF_ERROR(ForEachRmPair(run, round, [&](const Pair& p) {
-    if (p.annotation_id.empty()) return true;  // synthetic pair
-    auto it = std::lower_bound(seen.begin(), seen.end(), p.annotation_id);
-    if (it != seen.end() && *it == p.annotation_id) return true;
-    seen.insert(it, p.annotation_id);
-    auto a = GetAnnotation(run, p.annotation_id);
-    if (!a.ok()) {
-      err = a.status().WithContext("annotation of pair '" + p.id + "'");
-      return false;
-    }
-    return fn(*a);
   }));
   return err;
 }
@@ -910,12 +836,6 @@ Status Store::RestoreBackup(const std::string& backup_dir, const std::string& da
   fs::rename(tmp, db, ec);
   if (ec) return Status::IoError("rename " + tmp.string() + " to " + db.string() + ": " + ec.message());
   return Status::Ok();
-}
-
-Status Store::Flush() {
-  rocksdb::FlushOptions fo;
-  fo.wait = true;
-  return FromRocks(db_->Flush(fo, handles_), "flush");
 }
 
 // ---- metrics --------------------------------------------------------------------------

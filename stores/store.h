@@ -175,10 +175,8 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  const StoreOptions& options() const { return options_; }
   uint32_t schema_version() const { return schema_version_; }
   const std::string& instance_id() const { return instance_id_; }
-  std::string db_path() const { return db_path_; }
 
   WriteTxn NewTxn() { return WriteTxn(this); }
   Status Commit(WriteTxn& txn, Durability d = Durability::kSync);
@@ -188,39 +186,18 @@ class Store {
   // shared by all prefixes; prefix must match [a-z0-9]+. Never reuses an id,
   // even after a crash (gaps are possible).
   Result<std::string> NewId(const std::string& prefix);
-  // The next value of the store-wide sequence (≥ 1, strictly increasing
-  // across restarts). Used for event seqs and task queue_seq.
-  Result<uint64_t> NextSeq();
 
-  // ---- single-record convenience writes (one synced batch each) -----------
-  Status PutRun(const Run& r) { return PutOne([&](WriteTxn& t) { t.PutRun(r); }); }
-  Status PutRound(const Round& r) { return PutOne([&](WriteTxn& t) { t.PutRound(r); }); }
-  Status PutWorker(const Worker& w) { return PutOne([&](WriteTxn& t) { t.PutWorker(w); }); }
-  Status PutPrompt(const Prompt& p) { return PutOne([&](WriteTxn& t) { t.PutPrompt(p); }); }
-  Status PutSample(const Sample& s) { return PutOne([&](WriteTxn& t) { t.PutSample(s); }); }
-  Status PutAnnotation(const Annotation& a) { return PutOne([&](WriteTxn& t) { t.PutAnnotation(a); }); }
-  Status PutAnnotationRequest(const AnnotationRequest& r) {
-    return PutOne([&](WriteTxn& t) { t.PutAnnotationRequest(r); });
-  }
-  Status PutPair(const Pair& p) { return PutOne([&](WriteTxn& t) { t.PutPair(p); }); }
-  Status PutCheckpoint(const Checkpoint& c) { return PutOne([&](WriteTxn& t) { t.PutCheckpoint(c); }); }
-  Status PutIdempotency(const IdempotencyRecord& r) {
-    return PutOne([&](WriteTxn& t) { t.PutIdempotency(r); });
-  }
+  // A worker record in its own synced batch (registration).
+  Status PutWorker(const Worker& w);
 
   // ---- point reads (NotFound names the record) -----------------------------
   Result<Run> GetRun(const std::string& run_id);
   Result<Round> GetRound(const std::string& run_id, uint32_t round);
-  Result<Task> GetTask(const std::string& task_id);
   Result<Worker> GetWorker(const std::string& worker_id);
   Result<Prompt> GetPrompt(const std::string& run_id, const std::string& prompt_id);
-  Result<Sample> GetSample(const std::string& run_id, uint32_t round, const std::string& prompt_id,
-                           uint32_t idx);
   Result<Annotation> GetAnnotation(const std::string& run_id, const std::string& id);
   Result<AnnotationRequest> GetAnnotationRequest(const std::string& run_id, const std::string& id);
-  Result<Pair> GetPair(const std::string& run_id, uint32_t round, const std::string& id);
   Result<Checkpoint> GetCheckpoint(const std::string& checkpoint_id);
-  Result<Event> GetEvent(const std::string& run_id, uint64_t seq);
   Result<IdempotencyRecord> GetIdempotency(const std::string& key);
   // 0 when the counter was never written.
   Result<uint64_t> GetCounter(const std::string& name);
@@ -228,8 +205,6 @@ class Store {
   // ---- paginated listings (key order; docs/store.md "Page tokens") ---------
   Result<Page<Run>> ListRuns(const PageRequest& req);
   Result<Page<Round>> ListRounds(const std::string& run_id, const PageRequest& req);
-  Result<Page<Task>> ListTasks(const PageRequest& req);
-  Result<Page<Worker>> ListWorkers(const PageRequest& req);
   Result<Page<Prompt>> ListPrompts(const std::string& run_id, const PageRequest& req);
   // round nullopt: all rounds of the run.
   Result<Page<Sample>> ListSamples(const std::string& run_id, std::optional<uint32_t> round,
@@ -251,32 +226,16 @@ class Store {
   Status ForEachPrompt(const std::string& run_id, const std::function<bool(const Prompt&)>& fn);
   Status ForEachSample(const std::string& run_id, std::optional<uint32_t> round,
                        const std::function<bool(const Sample&)>& fn);
-  // Samples of (run, round, prompt), idx order.
-  Status ForEachSampleOfPrompt(const std::string& run_id, uint32_t round, const std::string& prompt_id,
-                               const std::function<bool(const Sample&)>& fn);
   Status ForEachAnnotation(const std::string& run_id, const std::function<bool(const Annotation&)>& fn);
   Status ForEachPair(const std::string& run_id, std::optional<uint32_t> round,
                      const std::function<bool(const Pair&)>& fn);
-  Status ForEachRound(const std::string& run_id, const std::function<bool(const Round&)>& fn);
   Status ForEachTask(const std::function<bool(const Task&)>& fn);
-  Status ForEachWorker(const std::function<bool(const Worker&)>& fn);
   Status ForEachCheckpoint(const std::string& run_id, const std::function<bool(const Checkpoint&)>& fn);
-  // Task ids in the queue index for `state`, highest priority first, FIFO
-  // within a priority.
-  Status ForEachQueuedTaskId(TaskState state, const std::function<bool(const std::string&)>& fn);
 
   // ---- lineage (docs/store.md "Lineage") -----------------------------------
-  Status ForEachDatasetMember(const std::string& run_id, uint32_t round, const std::string& dataset,
-                              const std::function<bool(const DatasetMember&)>& fn);
   // Which samples made the SFT set of round r (the members of dataset "sft").
   Status ForEachSftSample(const std::string& run_id, uint32_t round,
                           const std::function<bool(const Sample&)>& fn);
-  // Which pairs fed the RM of round r (members of dataset "rm"); their
-  // annotation_id names the annotation behind each.
-  Status ForEachRmPair(const std::string& run_id, uint32_t round, const std::function<bool(const Pair&)>& fn);
-  // The distinct annotations behind the RM of round r, in pair order.
-  Status ForEachRmAnnotation(const std::string& run_id, uint32_t round,
-                             const std::function<bool(const Annotation&)>& fn);
 
   // ---- deletion --------------------------------------------------------------
   // Deletes every record of a run (run, rounds, prompts, samples,
@@ -295,10 +254,6 @@ class Store {
   static Status RestoreBackup(const std::string& backup_dir, const std::string& data_dir,
                               bool overwrite = false);
 
-  // Flushes every family's memtable to SST files and waits (tests, before
-  // measuring sizes; backups flush by themselves).
-  Status Flush();
-
   // ---- metrics ---------------------------------------------------------------
   // RocksDB "rocksdb.estimate-live-data-size" (SST files only, so data
   // still in memtables is not counted) and
@@ -306,20 +261,26 @@ class Store {
   uint64_t LiveDataBytes();
   uint64_t PendingCompactionBytes();
 
-  // ---- low level (tests, migrations, bench) ---------------------------------
-  Status RawPut(Family f, const std::string& key, const std::string& value, Durability d);
-  Result<std::string> RawGet(Family f, const std::string& key);
+  // ---- low level (the bench's raw-RocksDB baseline; tests that corrupt values)
   rocksdb::DB* raw_db() { return db_; }
   rocksdb::ColumnFamilyHandle* handle(Family f) { return handles_[static_cast<size_t>(f)]; }
 
-  // Page-token machinery exposed for the API's own listings.
+ private:
+  Store() = default;
+  // The next value of the store-wide sequence (≥ 1, strictly increasing
+  // across restarts): event seqs (WriteTxn::AppendEvent).
+  Result<uint64_t> NextSeq();
+  // A value as stored (meta at open and in migrations).
+  Result<std::string> RawGet(Family f, const std::string& key);
+  // Point reads behind the lineage join.
+  Result<Sample> GetSample(const std::string& run_id, uint32_t round, const std::string& prompt_id,
+                           uint32_t idx);
+  Status ForEachDatasetMember(const std::string& run_id, uint32_t round, const std::string& dataset,
+                              const std::function<bool(const DatasetMember&)>& fn);
+  // Page tokens (docs/store.md "Listings and page tokens").
   std::string MakePageToken(const std::string& scope, const std::string& last_key) const;
   Result<std::string> ParsePageToken(const std::string& scope, const std::string& token) const;
   uint32_t ClampPageSize(uint32_t requested) const;
-
- private:
-  Store() = default;
-  Status PutOne(const std::function<void(WriteTxn&)>& fill);
   Status OpenImpl(const StoreOptions& options);
   Status CheckAndMigrate();
   Result<uint64_t> Allocate();

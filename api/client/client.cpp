@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <fstream>
+#include <limits>
 #include <vector>
 
 #include "common/version.h"
@@ -22,6 +23,8 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 constexpr size_t kUploadChunkBytes = 256 * 1024;
+// Most of an error body a download keeps (a problem is far smaller).
+constexpr size_t kErrorBodyCap = 1u << 20;
 
 bool ConnectionClosedError(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == net::error::eof ||
@@ -229,6 +232,60 @@ Result<Response> HttpClient::UploadFile(std::string_view method, std::string_vie
   if (!r.ok() && write_ec) {
     return Status::Unavailable(what + ": upload of " + path + ": " + write_ec.message());
   }
+  return r;
+}
+
+Result<Response> HttpClient::Download(std::string_view target, const Sink& sink, const Headers& headers) {
+  Impl& im = *impl_;
+  const std::string what = "GET " + std::string(target);
+  beast::error_code ec;
+  for (int attempt = 0;; ++attempt) {
+    const bool reused = im.connected;
+    if (!im.connected) HERD_RETURN_IF_ERROR(im.Connect());
+    http::request<http::empty_body> req;
+    im.SetCommon(req, "GET", target, headers);
+    ec = im.Run([&](auto&& h) { http::async_write(im.stream, req, h); });
+    if (!ec) break;
+    im.Close();
+    if (reused && attempt == 0 && ConnectionClosedError(ec)) continue;
+    return Status::Unavailable(what + ": write request: " + ec.message());
+  }
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  ec = im.Run([&](auto&& h) { http::async_read_header(im.stream, im.buffer, parser, h); });
+  if (ec) {
+    im.Close();
+    return Status::Unavailable(what + ": read response: " + ec.message());
+  }
+  Response r;
+  const auto& head = parser.get();
+  r.status = static_cast<int>(head.result_int());
+  for (const auto& f : head) r.headers.Add(std::string(f.name_string()), std::string(f.value()));
+  auto ct = r.headers.Get("Content-Type");
+  r.content_type = ct ? std::string(*ct) : std::string();
+  const bool to_sink = r.status >= 200 && r.status < 300;
+  std::vector<char> buf(kUploadChunkBytes);
+  while (!parser.is_done()) {
+    parser.get().body().data = buf.data();
+    parser.get().body().size = buf.size();
+    ec = im.Run([&](auto&& h) { http::async_read(im.stream, im.buffer, parser, h); });
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      im.Close();
+      return Status::Unavailable(what + ": body cut short: " + ec.message());
+    }
+    const size_t n = buf.size() - parser.get().body().size;
+    if (n == 0) continue;
+    if (!to_sink) {
+      if (r.body.size() < kErrorBodyCap) r.body.append(buf.data(), n);
+      continue;
+    }
+    if (Status s = sink(std::string_view(buf.data(), n)); !s.ok()) {
+      im.Close();
+      return s;
+    }
+  }
+  if (!parser.get().keep_alive()) im.Close();
   return r;
 }
 

@@ -49,6 +49,14 @@ class HttpClient {
                               const std::string& path, std::string_view content_type,
                               const Progress& progress = {}, const Headers& headers = {});
 
+  // GET target and hands a 2xx body to sink piece by piece as it arrives
+  // (no body_limit: nothing is held), for exports. Any other status is
+  // returned with its body (a problem) read whole. A body cut short (the
+  // server failed mid-stream) is an error, after sink saw its start; an
+  // error from sink stops the download and is returned.
+  using Sink = std::function<Status(std::string_view piece)>;
+  Result<Response> Download(std::string_view target, const Sink& sink, const Headers& headers = {});
+
   // Connections opened so far (tests check keep-alive reuse with it).
   uint64_t connections_opened() const;
   void Close();

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -160,6 +161,20 @@ int main(int argc, char** argv) {
   sexport->add_option("RUN", run)->required();
   sexport->add_option("--round", round, "round number")->required();
 
+  std::string kind, out_file;
+  auto* exp = app.add_subcommand("export", "write a run's records as JSONL (streamed; stdout by default)");
+  exp->add_option("KIND", kind, "samples | pairs | annotations | prompts")
+      ->required()
+      ->check(CLI::IsMember({"samples", "pairs", "annotations", "prompts"}));
+  exp->add_option("RUN", run)->required();
+  exp->add_option("-o,--output", out_file, "write to FILE (complete or not at all) instead of stdout");
+  exp->add_option("--round", round, "only this round (samples and pairs). Default: every round");
+
+  std::string backup_dir;
+  auto* backup = app.add_subcommand("backup", "backups of the database and artifacts")->require_subcommand(1);
+  auto* bcreate = backup->add_subcommand("create", "back up into DIR on herdd's machine (new or empty)");
+  bcreate->add_option("DIR", backup_dir, "absolute path; restore with herdd --restore-backup DIR")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   herd::api::ClientOptions co;
@@ -282,15 +297,49 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  if (*sexport) {
-    std::string token;
-    do {
-      auto j = Check(c.Request("GET", run_path + "/samples?round=" + std::to_string(round) + "&page_size=1000" +
-                                          (token.empty() ? "" : "&page_token=" + token)), &rc);
-      if (!j) return rc;
-      for (const auto& s : (*j)["samples"]) std::printf("%s\n", s.dump().c_str());
-      token = j->value("next_page_token", "");
-    } while (!token.empty());
+  if (*sexport || *exp) {
+    if (*sexport) kind = "samples";
+    std::string target = run_path + "/export/" + kind + (round > 0 ? "?round=" + std::to_string(round) : "");
+    // To a file: write FILE.partial and rename it at the end, so a FILE
+    // that exists is a whole export.
+    const std::string partial = out_file.empty() ? "" : out_file + ".partial";
+    std::FILE* f = out_file.empty() ? stdout : std::fopen(partial.c_str(), "wb");
+    if (!f) return Fail("-o: cannot write '" + partial + "'", 2);
+    uint64_t lines = 0;
+    auto r = c.Download(target, [&](std::string_view piece) {
+      lines += static_cast<uint64_t>(std::count(piece.begin(), piece.end(), '\n'));
+      if (std::fwrite(piece.data(), 1, piece.size(), f) != piece.size()) {
+        return herd::Status::IoError("write " + (out_file.empty() ? std::string("stdout") : partial) + " failed");
+      }
+      return herd::Status::Ok();
+    });
+    const bool flushed = std::fflush(f) == 0;
+    if (f != stdout) std::fclose(f);
+    if (r.ok() && !flushed) r = herd::Status::IoError("flush of the export failed");
+    if (r.ok() && r->status < 300) {
+      if (!out_file.empty()) {
+        if (std::rename(partial.c_str(), out_file.c_str()) != 0) return Fail("cannot rename " + partial, 2);
+        std::fprintf(stderr, "%llu %s written to %s\n", static_cast<unsigned long long>(lines), kind.c_str(),
+                     out_file.c_str());
+      }
+      return 0;
+    }
+    if (!out_file.empty()) std::remove(partial.c_str());
+    if (!r.ok() && r.status().code() == herd::Status::Code::kIoError) return Fail(r.status().message(), 2);
+    Check(r, &rc);
+    return rc;
+  }
+  if (*bcreate) {
+    herd::api::Headers h;
+    h.Set("Content-Type", "application/json");
+    auto j = Check(c.Request("POST", "/v1/backups", json{{"dir", backup_dir}}.dump(), h), &rc);
+    if (!j) return rc;
+    if (json_out) out(*j);
+    else {
+      const json& b = (*j)["backup"];
+      std::printf("backup in %s (%lld artifact file(s), %.1f MiB)\n", b.value("dir", "").c_str(),
+                  b.value("artifact_files", 0LL), b.value("artifact_bytes", 0.0) / (1 << 20));
+    }
     return 0;
   }
   return 2;

@@ -7,11 +7,13 @@
 #include "api/metrics/registry.h"
 #include "api/routes/daemon_routes.h"
 #include "daemon/orchestrator.h"
-#include "stores/store.h"
+#include "daemon/reader.h"
 
 namespace herd::api {
 
-void AddDaemonMetrics(metrics::Registry* reg, daemon::Orchestrator* orch, stores::Store* store) {
+void AddDaemonMetrics(metrics::Registry* reg, const DaemonParts& parts) {
+  daemon::Orchestrator* orch = parts.orch;
+  daemon::Reader* reader = parts.reader;
   auto& tasks = reg->AddGauge("herd_tasks", "Tasks by kind and state", {"kind", "state"});
   auto& workers = reg->AddGauge("herd_workers", "Registered workers by state", {"state"});
   auto& round = reg->AddGauge("herd_run_round", "Current round of each active run", {"run"});
@@ -27,14 +29,14 @@ void AddDaemonMetrics(metrics::Registry* reg, daemon::Orchestrator* orch, stores
   auto seen = std::make_shared<std::set<std::pair<std::string, std::string>>>();
   auto runs_seen = std::make_shared<std::set<std::string>>();
   reg->AddCollectHook([=, &tasks, &workers, &round, &progress, &live, &pending, &disk, &retries] {
-    const uint64_t r = orch->scheduler()->retries();
+    const uint64_t r = reader->TaskRetries();
     if (r > *retries_seen) {
       retries.WithLabels({}).Inc(static_cast<double>(r - *retries_seen));
       *retries_seen = r;
     }
     // Every (kind, state) seen once stays exported, at 0 when empty.
     for (const auto& ks : *seen) tasks.WithLabels({ks.first, ks.second}).Set(0);
-    for (const auto& [ks, n] : orch->scheduler()->Counts().by_kind_state) {
+    for (const auto& [ks, n] : reader->CountTasks().by_kind_state) {
       seen->insert(ks);
       tasks.WithLabels({ks.first, ks.second}).Set(static_cast<double>(n));
     }
@@ -44,9 +46,9 @@ void AddDaemonMetrics(metrics::Registry* reg, daemon::Orchestrator* orch, stores
     for (const auto& w : orch->Workers()) (now - w.last_seen_ms < 60'000 ? active : stale)++;
     workers.WithLabels({"active"}).Set(active);
     workers.WithLabels({"stale"}).Set(stale);
-    stores::PageRequest req;
+    daemon::PageRequest req;
     req.page_size = 1000;
-    auto page = store->ListRuns(req);
+    auto page = reader->ListRuns(req);
     if (page.ok()) {
       for (const auto& r : page->items) {
         // Run ids are few and long-lived (unlike sample or prompt ids).
@@ -67,8 +69,9 @@ void AddDaemonMetrics(metrics::Registry* reg, daemon::Orchestrator* orch, stores
         }
       }
     }
-    live.WithLabels({}).Set(static_cast<double>(store->LiveDataBytes()));
-    pending.WithLabels({}).Set(static_cast<double>(store->PendingCompactionBytes()));
+    const daemon::StoreSizes sizes = reader->Sizes();
+    live.WithLabels({}).Set(static_cast<double>(sizes.live_data_bytes));
+    pending.WithLabels({}).Set(static_cast<double>(sizes.pending_compaction_bytes));
   });
 }
 

@@ -1,21 +1,31 @@
 #pragma once
 // The REST routes that adapt wire JSON to the daemon (runs, rounds, data,
-// annotation requests, listings, the worker protocol). Every route is in
-// api/openapi.yaml; docs/api.md describes the bodies.
+// annotation requests, listings, exports, backups, the worker protocol).
+// Every route is in api/openapi.yaml; docs/api.md describes the bodies.
+// Routes see only daemon types: writes go to the Orchestrator, reads to the
+// Reader; nothing here reaches the store or the scheduler directly.
 #include "api/server/router.h"
 #include "common/status.h"
 
 namespace herd::daemon {
 class Orchestrator;
-}
-namespace herd::stores {
-class Store;
-}
+class Reader;
+class IdempotencyLog;
+class Backups;
+}  // namespace herd::daemon
 namespace herd::metrics {
 class Registry;
 }
 
 namespace herd::api {
+
+// The daemon objects the routes use; none is owned, all outlive the server.
+struct DaemonParts {
+  daemon::Orchestrator* orch = nullptr;          // runs, uploads, the worker protocol
+  daemon::Reader* reader = nullptr;              // every read
+  daemon::IdempotencyLog* idempotency = nullptr; // Idempotency-Key answers of uploads
+  daemon::Backups* backups = nullptr;            // POST /v1/backups
+};
 
 struct DaemonRoutesOptions {
   // Longest long poll a worker may ask for with ?wait=. Default: 30 s.
@@ -27,11 +37,11 @@ struct DaemonRoutesOptions {
 };
 
 // metrics may be null (no herd_annotations_total etc.).
-Status AddDaemonRoutes(Router& router, daemon::Orchestrator* orch, stores::Store* store,
-                       metrics::Registry* metrics, DaemonRoutesOptions opts = {});
+Status AddDaemonRoutes(Router& router, const DaemonParts& parts, metrics::Registry* metrics,
+                       DaemonRoutesOptions opts = {});
 
 // Registers the daemon's gauges (tasks, workers, run rounds, store sizes)
 // as a collect hook on the registry.
-void AddDaemonMetrics(metrics::Registry* registry, daemon::Orchestrator* orch, stores::Store* store);
+void AddDaemonMetrics(metrics::Registry* registry, const DaemonParts& parts);
 
 }  // namespace herd::api

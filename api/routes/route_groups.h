@@ -6,7 +6,9 @@ namespace herd::api {
 
 struct RouteCtx {
   daemon::Orchestrator* orch;
-  stores::Store* store;
+  daemon::Reader* reader;
+  daemon::IdempotencyLog* idempotency;
+  daemon::Backups* backups;
   metrics::Registry* metrics;
   DaemonRoutesOptions opts;
 };
@@ -14,5 +16,6 @@ struct RouteCtx {
 Status AddRunRoutes(Router& r, const RouteCtx& c);
 Status AddUploadRoutes(Router& r, const RouteCtx& c);
 Status AddWorkerRoutes(Router& r, const RouteCtx& c);
+Status AddExportRoutes(Router& r, const RouteCtx& c);
 
 }  // namespace herd::api

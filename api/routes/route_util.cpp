@@ -16,8 +16,8 @@ Result<std::optional<uint32_t>> UintQuery(const Request& req, const char* name) 
   return std::optional<uint32_t>(x);
 }
 
-Result<stores::PageRequest> PageFromQuery(const Request& req) {
-  stores::PageRequest p;
+Result<daemon::PageRequest> PageFromQuery(const Request& req) {
+  daemon::PageRequest p;
   HERD_ASSIGN_OR_RETURN(auto size, UintQuery(req, "page_size"));
   if (size) p.page_size = *size;
   if (auto t = req.Query("page_token")) p.page_token = *t;

@@ -8,7 +8,7 @@
 #include "api/wire/http.h"
 #include "api/wire/json_util.h"
 #include "api/wire/problem.h"
-#include "stores/store.h"
+#include "daemon/records.h"
 
 namespace herd::api {
 
@@ -20,7 +20,7 @@ inline Response Problem(const Status& s) { return ProblemFromStatus(s); }
 
 // page_size / page_token from the query (AIP-158). A page_size that is not
 // a non-negative integer is InvalidArgument naming it.
-Result<stores::PageRequest> PageFromQuery(const Request& req);
+Result<daemon::PageRequest> PageFromQuery(const Request& req);
 
 // An optional unsigned integer query parameter ("round=2").
 Result<std::optional<uint32_t>> UintQuery(const Request& req, const char* name);

@@ -1,14 +1,11 @@
 // Runs, rounds, stages, annotation requests and the read-only listings.
 #include <nlohmann/json.hpp>
 
-#include <sstream>
-
-#include "api/routes/codec.h"
+#include "api/routes/record_json.h"
 #include "api/routes/route_groups.h"
 #include "api/routes/route_util.h"
 #include "daemon/orchestrator.h"
-#include "stores/jsonl.h"
-#include "stores/store.h"
+#include "daemon/reader.h"
 
 namespace herd::api {
 
@@ -31,7 +28,7 @@ Result<uint32_t> RoundParam(const Request& req) {
 
 // A listing: items converted by `to_json`, under `key`.
 template <typename T, typename F>
-Response PageResponse(const Result<stores::Page<T>>& page, const char* key, F to_json) {
+Response PageResponse(const Result<daemon::Page<T>>& page, const char* key, F to_json) {
   if (!page.ok()) return Problem(page.status());
   json items = json::array();
   for (const auto& x : page->items) items.push_back(to_json(x));
@@ -40,13 +37,11 @@ Response PageResponse(const Result<stores::Page<T>>& page, const char* key, F to
   return JsonResponse(200, j);
 }
 
-json ParsedToJson(const std::string& s) { return json::parse(s, nullptr, false); }
-
 }  // namespace
 
 Status AddRunRoutes(Router& r, const RouteCtx& c) {
   auto* orch = c.orch;
-  auto* store = c.store;
+  auto* reader = c.reader;
   RouteOptions admin{Role::kAdmin};
   RouteOptions viewer{Role::kViewer};
   RouteOptions annotator{Role::kAnnotator};
@@ -58,17 +53,17 @@ Status AddRunRoutes(Router& r, const RouteCtx& c) {
     return JsonResponse(201, {{"run", RunJson(*run)}});
   }, admin));
 
-  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs", [store](const Request& req) {
+  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs", [reader](const Request& req) {
     auto p = PageFromQuery(req);
     if (!p.ok()) return Problem(p.status());
-    return PageResponse(store->ListRuns(*p), "runs", RunJson);
+    return PageResponse(reader->ListRuns(*p), "runs", RunJson);
   }, viewer));
 
-  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}", [orch](const Request& req) {
+  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}", [orch, reader](const Request& req) {
     const std::string& run = req.Param("run");
     auto p = orch->Progress(run);
     if (!p.ok()) return Problem(p.status());
-    auto tasks = orch->scheduler()->List([&](const daemon::Task& t) { return t.run == run; });
+    auto tasks = reader->ListTasks({run, std::nullopt});
     return JsonResponse(200, {{"run", ProgressJson(*p, tasks)}});
   }, viewer));
 
@@ -87,52 +82,53 @@ Status AddRunRoutes(Router& r, const RouteCtx& c) {
                  Verb{"resume", &daemon::Orchestrator::ResumeRun},
                  Verb{"cancel", &daemon::Orchestrator::CancelRun}}) {
     HERD_RETURN_IF_ERROR(r.Add("POST", std::string("/v1/runs/{run}:") + v.name,
-                               [orch, v](const Request& req) {
+                               [orch, reader, v](const Request& req) {
       Status s = (orch->*v.fn)(req.Param("run"));
       if (!s.ok()) return Problem(s);
-      auto run = orch->store()->GetRun(req.Param("run"));
+      auto run = reader->GetRun(req.Param("run"));
       if (!run.ok()) return Problem(run.status());
       return JsonResponse(200, {{"run", RunJson(*run)}});
     }, admin));
   }
 
-  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/rounds", [store](const Request& req) {
+  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/rounds", [reader](const Request& req) {
     auto p = PageFromQuery(req);
     if (!p.ok()) return Problem(p.status());
-    if (auto run = store->GetRun(req.Param("run")); !run.ok()) return Problem(run.status());
-    return PageResponse(store->ListRounds(req.Param("run"), *p), "rounds", RoundJson);
+    return PageResponse(reader->ListRounds(req.Param("run"), *p), "rounds", RoundJson);
   }, viewer));
 
-  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/rounds/{n}", [store](const Request& req) {
+  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/rounds/{n}", [reader](const Request& req) {
     auto n = RoundParam(req);
     if (!n.ok()) return Problem(n.status());
-    auto round = store->GetRound(req.Param("run"), *n);
+    auto round = reader->GetRound(req.Param("run"), *n);
     if (!round.ok()) return Problem(round.status());
     return JsonResponse(200, {{"round", RoundJson(*round)}});
   }, viewer));
 
   HERD_RETURN_IF_ERROR(r.Add("POST", "/v1/runs/{run}/rounds/{n}/stages/{stage}:retry",
-                             [orch](const Request& req) {
+                             [orch, reader](const Request& req) {
     auto n = RoundParam(req);
     if (!n.ok()) return Problem(n.status());
     Status s = orch->RetryStage(req.Param("run"), *n, req.Param("stage"));
     if (!s.ok()) return Problem(s);
-    auto round = orch->store()->GetRound(req.Param("run"), *n);
+    auto round = reader->GetRound(req.Param("run"), *n);
     if (!round.ok()) return Problem(round.status());
     return JsonResponse(200, {{"round", RoundJson(*round)}});
   }, admin));
 
-  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/rounds/{n}/sft-data", [store](const Request& req) {
+  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/rounds/{n}/sft-data", [reader](const Request& req) {
     auto n = RoundParam(req);
     if (!n.ok()) return Problem(n.status());
-    if (auto run = store->GetRun(req.Param("run")); !run.ok()) return Problem(run.status());
-    std::ostringstream out;
-    auto st = stores::ExportSftSetJsonl(*store, req.Param("run"), *n, out);
-    if (!st.ok()) return Problem(st.status());
-    return Response::Text(200, out.str(), "application/x-ndjson");
+    std::string out;
+    Status st = reader->ForEachSftExample(req.Param("run"), *n, [&](const daemon::SftExample& e) {
+      AppendJsonLine(SftExampleJson(e), &out);
+      return true;
+    });
+    if (!st.ok()) return Problem(st);
+    return Response::Text(200, std::move(out), "application/x-ndjson");
   }, viewer));
 
-  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/annotation-requests", [store](const Request& req) {
+  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/annotation-requests", [reader](const Request& req) {
     auto p = PageFromQuery(req);
     if (!p.ok()) return Problem(p.status());
     std::string state = req.Query("state").value_or("");
@@ -140,13 +136,12 @@ Status AddRunRoutes(Router& r, const RouteCtx& c) {
       return Problem(Status::InvalidArgument(
           "query parameter 'state': must be pending, answered or expired, got '" + state + "'"));
     }
-    if (auto run = store->GetRun(req.Param("run")); !run.ok()) return Problem(run.status());
-    return PageResponse(store->ListAnnotationRequests(req.Param("run"), state, *p),
+    return PageResponse(reader->ListAnnotationRequests(req.Param("run"), state, *p),
                         "annotation_requests", RequestJson);
   }, annotator));
 
   HERD_RETURN_IF_ERROR(r.Add("POST", "/v1/runs/{run}/annotation-requests/{id}:answer",
-                             [orch](const Request& req) {
+                             [orch, reader](const Request& req) {
     auto body = ObjectBody(req);
     if (!body.ok()) return Problem(body.status());
     daemon::Answer a;
@@ -161,55 +156,51 @@ Status AddRunRoutes(Router& r, const RouteCtx& c) {
     if (a.annotator.empty()) a.annotator = req.principal;
     s = orch->AnswerRequest(req.Param("run"), req.Param("id"), a);
     if (!s.ok()) return Problem(s);
-    auto q = orch->store()->GetAnnotationRequest(req.Param("run"), req.Param("id"));
+    auto q = reader->GetAnnotationRequest(req.Param("run"), req.Param("id"));
     if (!q.ok()) return Problem(q.status());
     return JsonResponse(200, {{"annotation_request", RequestJson(*q)}});
   }, annotator));
 
-  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/samples", [store](const Request& req) {
+  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/samples", [reader](const Request& req) {
     auto p = PageFromQuery(req);
     if (!p.ok()) return Problem(p.status());
     auto round = UintQuery(req, "round");
     if (!round.ok()) return Problem(round.status());
-    if (auto run = store->GetRun(req.Param("run")); !run.ok()) return Problem(run.status());
-    return PageResponse(store->ListSamples(req.Param("run"), *round, *p), "samples",
-                        [](const stores::Sample& s) { return ParsedToJson(stores::ToJson(s)); });
+    return PageResponse(reader->ListSamples(req.Param("run"), *round, *p), "samples", SampleJson);
   }, viewer));
 
-  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/pairs", [store](const Request& req) {
+  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/pairs", [reader](const Request& req) {
     auto p = PageFromQuery(req);
     if (!p.ok()) return Problem(p.status());
     auto round = UintQuery(req, "round");
     if (!round.ok()) return Problem(round.status());
-    if (auto run = store->GetRun(req.Param("run")); !run.ok()) return Problem(run.status());
-    return PageResponse(store->ListPairs(req.Param("run"), *round, *p), "pairs",
-                        [](const stores::Pair& x) { return ParsedToJson(stores::ToJson(x)); });
+    return PageResponse(reader->ListPairs(req.Param("run"), *round, *p), "pairs", PairJson);
   }, viewer));
 
-  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/checkpoints", [store](const Request& req) {
+  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/checkpoints", [reader](const Request& req) {
     auto p = PageFromQuery(req);
     if (!p.ok()) return Problem(p.status());
-    if (auto run = store->GetRun(req.Param("run")); !run.ok()) return Problem(run.status());
-    return PageResponse(store->ListCheckpoints(req.Param("run"), *p), "checkpoints", CheckpointJson);
+    return PageResponse(reader->ListCheckpoints(req.Param("run"), *p), "checkpoints", CheckpointJson);
   }, viewer));
 
-  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/events", [store](const Request& req) {
+  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/runs/{run}/events", [reader](const Request& req) {
     auto p = PageFromQuery(req);
     if (!p.ok()) return Problem(p.status());
-    if (auto run = store->GetRun(req.Param("run")); !run.ok()) return Problem(run.status());
-    return PageResponse(store->ListEvents(req.Param("run"), *p), "events", EventJson);
+    return PageResponse(reader->ListEvents(req.Param("run"), *p), "events", EventJson);
   }, viewer));
 
-  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/tasks", [orch](const Request& req) {
-    std::string run = req.Query("run").value_or("");
+  HERD_RETURN_IF_ERROR(r.Add("GET", "/v1/tasks", [reader](const Request& req) {
+    daemon::TaskFilter f;
+    f.run = req.Query("run").value_or("");
     std::string state = req.Query("state").value_or("");
     daemon::TaskState st{};
-    if (!state.empty() && !daemon::ParseTaskState(state, &st)) {
-      return Problem(Status::InvalidArgument("query parameter 'state': unknown task state '" + state + "'"));
+    if (!state.empty()) {
+      if (!daemon::ParseTaskState(state, &st)) {
+        return Problem(Status::InvalidArgument("query parameter 'state': unknown task state '" + state + "'"));
+      }
+      f.state = st;
     }
-    auto tasks = orch->scheduler()->List([&](const daemon::Task& t) {
-      return (run.empty() || t.run == run) && (state.empty() || t.state == st);
-    });
+    auto tasks = reader->ListTasks(f);
     json a = json::array();
     for (const auto& t : tasks) a.push_back(TaskJson(t, false));
     return JsonResponse(200, {{"tasks", a}});
@@ -223,11 +214,12 @@ Status AddRunRoutes(Router& r, const RouteCtx& c) {
   return Status::Ok();
 }
 
-Status AddDaemonRoutes(Router& router, daemon::Orchestrator* orch, stores::Store* store,
-                       metrics::Registry* metrics, DaemonRoutesOptions opts) {
-  RouteCtx c{orch, store, metrics, opts};
+Status AddDaemonRoutes(Router& router, const DaemonParts& parts, metrics::Registry* metrics,
+                       DaemonRoutesOptions opts) {
+  RouteCtx c{parts.orch, parts.reader, parts.idempotency, parts.backups, metrics, opts};
   HERD_RETURN_IF_ERROR(AddRunRoutes(router, c));
   HERD_RETURN_IF_ERROR(AddUploadRoutes(router, c));
+  HERD_RETURN_IF_ERROR(AddExportRoutes(router, c));
   return AddWorkerRoutes(router, c);
 }
 

@@ -12,10 +12,11 @@
 #include "api/ingest/upload.h"
 #include "api/routes/route_groups.h"
 #include "api/routes/route_util.h"
-#include "daemon/orchestrator.h"
-#include "daemon/run_config.h"
 #include "common/sha256.h"
-#include "stores/store.h"
+#include "daemon/idempotency.h"
+#include "daemon/orchestrator.h"
+#include "daemon/reader.h"
+#include "daemon/run_config.h"
 
 namespace herd::api {
 
@@ -27,8 +28,8 @@ namespace {
 // its records until Commit (it must store all or nothing).
 constexpr size_t kFlushEvery = 1000;
 
-stores::Annotation ToStore(const ingest::Annotation& a, const std::string& source) {
-  stores::Annotation s;
+daemon::Annotation ToDaemon(const ingest::Annotation& a, const std::string& source) {
+  daemon::Annotation s;
   s.id = a.id;
   s.raw = a.raw;
   s.format = ingest::FormatName(a.format);
@@ -50,14 +51,14 @@ stores::Annotation ToStore(const ingest::Annotation& a, const std::string& sourc
 // pairs to the run's current round in the same batch).
 class OrchestratorWriter final : public ingest::AnnotationWriter {
  public:
-  OrchestratorWriter(daemon::Orchestrator* orch, stores::Store* store, std::string run, std::string source,
+  OrchestratorWriter(daemon::Orchestrator* orch, daemon::Reader* reader, std::string run, std::string source,
                      bool atomic)
-      : orch_(orch), store_(store), run_(std::move(run)), source_(std::move(source)), atomic_(atomic) {}
+      : orch_(orch), reader_(reader), run_(std::move(run)), source_(std::move(source)), atomic_(atomic) {}
 
   Status Add(const ingest::Annotation& a, bool* duplicate) override {
-    *duplicate = !staged_.insert(a.id).second || store_->GetAnnotation(run_, a.id).ok();
+    *duplicate = !staged_.insert(a.id).second || reader_->GetAnnotation(run_, a.id).ok();
     if (*duplicate) return Status::Ok();
-    pending_.push_back(ToStore(a, source_));
+    pending_.push_back(ToDaemon(a, source_));
     if (!atomic_ && pending_.size() >= kFlushEvery) return Flush();
     return Status::Ok();
   }
@@ -72,11 +73,11 @@ class OrchestratorWriter final : public ingest::AnnotationWriter {
     return r.ok() ? Status::Ok() : r.status();
   }
   daemon::Orchestrator* orch_;
-  stores::Store* store_;
+  daemon::Reader* reader_;
   std::string run_, source_;
   bool atomic_;
   std::set<std::string> staged_;  // ids seen in this upload (ids only, not records)
-  std::vector<stores::Annotation> pending_;
+  std::vector<daemon::Annotation> pending_;
 };
 
 class PromptSink final : public BodySink {
@@ -86,7 +87,7 @@ class PromptSink final : public BodySink {
       : orch_(orch), run_(std::move(run)), source_(std::move(source)), atomic_(atomic), max_errors_(max_errors),
         reader_(
             [this](ingest::PromptRecord&& p) {
-              stores::Prompt s;
+              daemon::Prompt s;
               s.id = std::move(p.id);
               for (auto& m : p.messages) s.messages.push_back({std::move(m.role), std::move(m.content)});
               s.split = p.split == ingest::Split::kEval ? "eval" : "train";
@@ -136,7 +137,7 @@ class PromptSink final : public BodySink {
   bool atomic_;
   size_t max_errors_;
   ingest::PromptReader reader_;
-  std::vector<stores::Prompt> pending_;
+  std::vector<daemon::Prompt> pending_;
   uint64_t accepted_ = 0, duplicates_ = 0, rejected_ = 0;
   std::vector<ingest::LineError> errors_;
 };
@@ -146,8 +147,8 @@ class PromptSink final : public BodySink {
 // nothing is stored twice.
 class IdempotentSink final : public BodySink {
  public:
-  IdempotentSink(std::unique_ptr<BodySink> inner, stores::Store* store, std::string key)
-      : inner_(std::move(inner)), store_(store), key_(std::move(key)) {}
+  IdempotentSink(std::unique_ptr<BodySink> inner, daemon::IdempotencyLog* log, std::string key)
+      : inner_(std::move(inner)), log_(log), key_(std::move(key)) {}
   Status OnChunk(std::string_view chunk) override {
     hash_.Update(chunk);
     return inner_->OnChunk(chunk);
@@ -155,13 +156,13 @@ class IdempotentSink final : public BodySink {
   Response Finish(const Request& req) override {
     Response r = inner_->Finish(req);
     if (r.status == 200 || r.status == 422) {
-      stores::IdempotencyRecord rec;
+      daemon::IdempotencyRecord rec;
       rec.key = key_;
       rec.request_hash = hash_.FinishHex();
       rec.status_code = r.status;
       rec.content_type = r.content_type;
       rec.body = r.body;
-      Status s = store_->PutIdempotency(rec);
+      Status s = log_->Put(rec);
       if (!s.ok()) return Problem(s);
     }
     return r;
@@ -169,14 +170,14 @@ class IdempotentSink final : public BodySink {
 
  private:
   std::unique_ptr<BodySink> inner_;
-  stores::Store* store_;
+  daemon::IdempotencyLog* log_;
   std::string key_;
   Sha256 hash_;
 };
 
 class ReplaySink final : public BodySink {
  public:
-  explicit ReplaySink(stores::IdempotencyRecord rec) : rec_(std::move(rec)) {}
+  explicit ReplaySink(daemon::IdempotencyRecord rec) : rec_(std::move(rec)) {}
   Status OnChunk(std::string_view) override { return Status::Ok(); }
   Response Finish(const Request&) override {
     Response r;
@@ -188,20 +189,20 @@ class ReplaySink final : public BodySink {
   }
 
  private:
-  stores::IdempotencyRecord rec_;
+  daemon::IdempotencyRecord rec_;
 };
 
 // Wraps a sink for the request's Idempotency-Key, or replays a stored answer.
-Result<std::unique_ptr<BodySink>> WithIdempotency(stores::Store* store, const Request& req, const char* kind,
+Result<std::unique_ptr<BodySink>> WithIdempotency(daemon::IdempotencyLog* log, const Request& req, const char* kind,
                                                   const std::function<Result<std::unique_ptr<BodySink>>()>& make) {
   std::string key(req.headers.Get("Idempotency-Key").value_or(""));
   if (key.size() > 256) return Status::InvalidArgument("header 'Idempotency-Key': longer than 256 bytes");
   if (key.empty()) return make();
   std::string full = std::string(kind) + "/" + req.Param("run") + "/" + key;
-  auto prev = store->GetIdempotency(full);
-  if (prev.ok()) return std::unique_ptr<BodySink>(new ReplaySink(*prev));
+  HERD_ASSIGN_OR_RETURN(auto prev, log->Get(full));
+  if (prev) return std::unique_ptr<BodySink>(new ReplaySink(std::move(*prev)));
   HERD_ASSIGN_OR_RETURN(auto sink, make());
-  return std::unique_ptr<BodySink>(new IdempotentSink(std::move(sink), store, full));
+  return std::unique_ptr<BodySink>(new IdempotentSink(std::move(sink), log, full));
 }
 
 }  // namespace
@@ -211,7 +212,7 @@ Status AddUploadRoutes(Router& r, const RouteCtx& c) {
 
   HERD_RETURN_IF_ERROR(r.AddStreaming("POST", "/v1/runs/{run}/annotations",
       [ctx](const Request& req) -> Result<std::unique_ptr<BodySink>> {
-        HERD_ASSIGN_OR_RETURN(stores::Run run, ctx->store->GetRun(req.Param("run")));
+        HERD_ASSIGN_OR_RETURN(daemon::Run run, ctx->reader->GetRun(req.Param("run")));
         HERD_ASSIGN_OR_RETURN(daemon::RunConfig cfg, daemon::ParseRunConfig(run.config_json));
         ingest::UploadOptions defaults;
         defaults.ingest.max_line_bytes = ctx->opts.max_line_bytes;
@@ -220,8 +221,8 @@ Status AddUploadRoutes(Router& r, const RouteCtx& c) {
         defaults.metrics = ctx->metrics;
         HERD_ASSIGN_OR_RETURN(ingest::UploadOptions opts, ingest::UploadOptionsFromRequest(req, defaults));
         std::string source(req.headers.Get("Idempotency-Key").value_or("upload"));
-        return WithIdempotency(ctx->store, req, "annotations", [&]() -> Result<std::unique_ptr<BodySink>> {
-          auto writer = std::make_unique<OrchestratorWriter>(ctx->orch, ctx->store, req.Param("run"), source,
+        return WithIdempotency(ctx->idempotency, req, "annotations", [&]() -> Result<std::unique_ptr<BodySink>> {
+          auto writer = std::make_unique<OrchestratorWriter>(ctx->orch, ctx->reader, req.Param("run"), source,
                                                              opts.atomic);
           return std::unique_ptr<BodySink>(new ingest::AnnotationUpload(opts, std::move(writer)));
         });
@@ -229,10 +230,10 @@ Status AddUploadRoutes(Router& r, const RouteCtx& c) {
 
   HERD_RETURN_IF_ERROR(r.AddStreaming("POST", "/v1/runs/{run}/prompts",
       [ctx](const Request& req) -> Result<std::unique_ptr<BodySink>> {
-        HERD_RETURN_IF_ERROR(ctx->store->GetRun(req.Param("run")).status());
+        HERD_RETURN_IF_ERROR(ctx->reader->GetRun(req.Param("run")).status());
         HERD_ASSIGN_OR_RETURN(ingest::UploadOptions opts, ingest::UploadOptionsFromRequest(req, {}));
         std::string source(req.headers.Get("Idempotency-Key").value_or("upload"));
-        return WithIdempotency(ctx->store, req, "prompts", [&]() -> Result<std::unique_ptr<BodySink>> {
+        return WithIdempotency(ctx->idempotency, req, "prompts", [&]() -> Result<std::unique_ptr<BodySink>> {
           return std::unique_ptr<BodySink>(new PromptSink(ctx->orch, req.Param("run"), source, opts.atomic,
                                                           ctx->opts.max_listed_errors, ctx->opts.max_line_bytes));
         });

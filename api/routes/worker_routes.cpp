@@ -8,10 +8,11 @@
 #include <memory>
 
 #include "api/metrics/registry.h"
-#include "api/routes/codec.h"
+#include "api/routes/record_json.h"
 #include "api/routes/route_groups.h"
 #include "api/routes/route_util.h"
 #include "daemon/orchestrator.h"
+#include "daemon/reader.h"
 #include "tasks/protocol.h"
 
 namespace herd::api {
@@ -91,6 +92,7 @@ constexpr uint64_t kMaxResultBytes = 256ull << 20;
 
 Status AddWorkerRoutes(Router& r, const RouteCtx& c) {
   auto* orch = c.orch;
+  auto* reader = c.reader;
   auto tm = std::make_shared<TaskMetrics>(c.metrics);
   const int64_t max_wait = c.opts.max_lease_wait_ms;
   RouteOptions worker{Role::kWorker};
@@ -140,7 +142,7 @@ Status AddWorkerRoutes(Router& r, const RouteCtx& c) {
                               {"lease", {{"id", t.lease_id}, {"expires_ms", t.lease_expires}}}});
   }, worker));
 
-  HERD_RETURN_IF_ERROR(r.Add("POST", "/v1/leases/{lease}/heartbeat", [orch, tm](const Request& req) {
+  HERD_RETURN_IF_ERROR(r.Add("POST", "/v1/leases/{lease}/heartbeat", [orch, reader, tm](const Request& req) {
     auto body = ObjectBody(req);
     if (!body.ok()) return Problem(body.status());
     std::string progress = body->contains("progress") ? (*body)["progress"].dump() : "";
@@ -148,19 +150,19 @@ Status AddWorkerRoutes(Router& r, const RouteCtx& c) {
     if (!hb.ok()) return Gone(req.Param("lease"), "is not current: drop the task");
     if (body->contains("progress")) {
       daemon::Task t;
-      if (orch->scheduler()->CheckLease(req.Param("lease"), &t) == daemon::LeaseCheck::kCurrent) {
+      if (reader->CheckLease(req.Param("lease"), &t) == daemon::LeaseCheck::kCurrent) {
         tm->OnHeartbeat(t, (*body)["progress"]);
       }
     }
     return JsonResponse(200, {{"cancel", hb->cancel}, {"lease_expires_ms", hb->lease_expires}});
   }, worker));
 
-  HERD_RETURN_IF_ERROR(r.Add("POST", "/v1/leases/{lease}/complete", [orch, tm](const Request& req) {
+  HERD_RETURN_IF_ERROR(r.Add("POST", "/v1/leases/{lease}/complete", [orch, reader, tm](const Request& req) {
     auto body = ObjectBody(req);
     if (!body.ok()) return Problem(body.status());
     const std::string& lease = req.Param("lease");
     daemon::Task before;
-    auto check = orch->scheduler()->CheckLease(lease, &before);
+    auto check = reader->CheckLease(lease, &before);
     if (check == daemon::LeaseCheck::kUnknown) return Gone(lease, "is unknown");
     json result = body->contains("result") ? (*body)["result"] : json::object();
     auto done = orch->Complete(lease, result.dump());

@@ -328,6 +328,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Respond(Response r, bool keep_alive) {
     phase_ = Phase::kWriting;
     if (sh_->draining.load()) keep_alive = false;
+    if (r.source) return RespondStream(std::move(r), keep_alive);
     res_ = {};
     res_.version(11);
     res_.result(static_cast<unsigned>(r.status));
@@ -337,15 +338,71 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.body() = std::move(r.body);
     res_.keep_alive(keep_alive);
     res_.prepare_payload();
-    if (in_flight_ && sh_->requests_total != nullptr) {
-      const std::string& route = route_ ? route_->pattern : std::string("unmatched");
-      sh_->requests_total->WithLabels({route, std::to_string(r.status)}).Inc();
-      sh_->duration->WithLabels({route}).Observe(
-          std::chrono::duration<double>(Clock::now() - start_).count());
-    }
+    CountRequest(r.status);
     stream_.expires_after(sh_->opt.write_timeout);
     http::async_write(stream_, res_,
                       beast::bind_front_handler(&Session::OnWrite, shared_from_this(), keep_alive));
+  }
+
+  void CountRequest(int status) {
+    if (in_flight_ && sh_->requests_total != nullptr) {
+      const std::string& route = route_ ? route_->pattern : std::string("unmatched");
+      sh_->requests_total->WithLabels({route, std::to_string(status)}).Inc();
+      sh_->duration->WithLabels({route}).Observe(
+          std::chrono::duration<double>(Clock::now() - start_).count());
+    }
+  }
+
+  // A body from a BodySource: the header, then one chunk per piece, then
+  // the terminating chunk. The request is counted when its header is sent.
+  void RespondStream(Response r, bool keep_alive) {
+    source_ = std::move(r.source);
+    sres_.emplace();
+    sres_->version(11);
+    sres_->result(static_cast<unsigned>(r.status));
+    sres_->set(http::field::server, std::string("herd/") + kVersion);
+    if (!r.content_type.empty()) sres_->set(http::field::content_type, r.content_type);
+    for (const auto& [k, v] : r.headers.fields()) sres_->insert(k, v);
+    sres_->keep_alive(keep_alive);
+    sres_->chunked(true);
+    sres_->body().data = nullptr;
+    sres_->body().more = true;
+    sr_.emplace(*sres_);
+    CountRequest(r.status);
+    stream_.expires_after(sh_->opt.write_timeout);
+    http::async_write_header(stream_, *sr_,
+                             beast::bind_front_handler(&Session::OnStreamWrite, shared_from_this(), keep_alive));
+  }
+
+  void OnStreamWrite(bool keep_alive, beast::error_code ec, std::size_t) {
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec || sr_->is_done()) {
+      sr_.reset();
+      sres_.reset();
+      source_.reset();
+      piece_.clear();
+      piece_.shrink_to_fit();
+      return OnWrite(keep_alive, ec, 0);
+    }
+    bool done = false;
+    piece_.clear();
+    Status st = Status::Ok();
+    while (st.ok() && piece_.empty() && !done) st = Call([&] { return source_->Next(&piece_, &done); });
+    if (!st.ok()) {
+      // The status line is out: all that is left is to not finish the body.
+      spdlog::warn("http streamed body failed route={} error={}", req_.route, st.ToString());
+      if (in_flight_) {
+        in_flight_ = false;
+        sh_->in_flight.fetch_sub(1);
+      }
+      return Close();
+    }
+    sres_->body().data = piece_.empty() ? nullptr : piece_.data();
+    sres_->body().size = piece_.size();
+    sres_->body().more = !done;
+    stream_.expires_after(sh_->opt.write_timeout);
+    http::async_write(stream_, *sr_,
+                      beast::bind_front_handler(&Session::OnStreamWrite, shared_from_this(), keep_alive));
   }
 
   void OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
@@ -410,6 +467,11 @@ class Session : public std::enable_shared_from_this<Session> {
   const Route* route_ = nullptr;
   Request req_;
   http::response<http::string_body> res_;
+  // A streamed response: its message, serializer, source and current piece.
+  std::optional<http::response<http::buffer_body>> sres_;
+  std::optional<http::response_serializer<http::buffer_body>> sr_;
+  std::shared_ptr<BodySource> source_;
+  std::string piece_;
   std::unique_ptr<char[]> chunk_;
   size_t drained_ = 0;
   Clock::time_point start_;

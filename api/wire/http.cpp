@@ -72,6 +72,14 @@ Response Response::Json(int status, std::string body) {
   return r;
 }
 
+Response Response::Stream(int status, std::shared_ptr<BodySource> source, std::string content_type) {
+  Response r;
+  r.status = status;
+  r.content_type = std::move(content_type);
+  r.source = std::move(source);
+  return r;
+}
+
 Response Response::Text(int status, std::string body, std::string content_type) {
   Response r;
   r.status = status;

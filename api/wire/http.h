@@ -4,6 +4,7 @@
 // Beast, so everything else compiles fast.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,15 +60,32 @@ struct Request {
   const std::string& Param(const std::string& name) const;
 };
 
+// A response body made piece by piece while it is sent (chunked transfer
+// coding), for bodies too large to hold: exports of a whole run. Next runs
+// on the server's io thread, like a handler.
+class BodySource {
+ public:
+  virtual ~BodySource() = default;
+  // Replaces *piece with the next piece of the body; sets *done after the
+  // last one (the last piece may be empty). An error after the status line
+  // was sent can no longer become a problem response: the server closes the
+  // connection without the terminating chunk, so the client sees a
+  // truncated body, never a short one that looks complete.
+  virtual Status Next(std::string* piece, bool* done) = 0;
+};
+
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
   Headers headers;
   std::string body;
+  // When set, the body comes from here instead of `body`.
+  std::shared_ptr<BodySource> source;
 
   static Response Json(int status, std::string body);
   static Response Text(int status, std::string body,
                        std::string content_type = "text/plain; charset=utf-8");
+  static Response Stream(int status, std::shared_ptr<BodySource> source, std::string content_type);
 };
 
 // Splits a request target ("origin-form", RFC 9112 §3.2.1) into path and

@@ -27,7 +27,9 @@
 #include "api/metrics/registry.h"
 #include "api/routes/daemon_routes.h"
 #include "api/server/server.h"
+#include "daemon/idempotency.h"
 #include "daemon/orchestrator.h"
+#include "daemon/reader.h"
 #include "stores/artifacts.h"
 #include "stores/store.h"
 
@@ -88,11 +90,14 @@ int main(int argc, char** argv) {
   daemon::RandomIdSource ids_src;
   daemon::Scheduler sched(&clk, &ids_src);
   daemon::Orchestrator orch(store->get(), &artifacts, &sched, &clk);
+  daemon::Reader daemon_reader(store->get(), &sched);
+  daemon::IdempotencyLog idempotency(store->get());
+  const api::DaemonParts parts{&orch, &daemon_reader, &idempotency, nullptr};
   metrics::Registry reg;
 
   std::unordered_set<std::string> ids;
   api::Router router;
-  Status st = api::AddDaemonRoutes(router, &orch, store->get(), &reg);
+  Status st = api::AddDaemonRoutes(router, parts, &reg);
   if (st.ok()) {
     // The same upload into memory, to see what the store costs.
     st = router.AddStreaming(

@@ -19,7 +19,9 @@
 #include "api/routes/daemon_routes.h"
 #include "api/server/builtin_routes.h"
 #include "api/server/server.h"
+#include "daemon/idempotency.h"
 #include "daemon/orchestrator.h"
+#include "daemon/reader.h"
 #include "daemon/scheduler.h"
 #include "stores/artifacts.h"
 #include "stores/store.h"
@@ -64,6 +66,9 @@ int main(int argc, char** argv) {
   daemon::RandomIdSource ids;
   daemon::Scheduler sched(&clock, &ids);
   daemon::Orchestrator orch(store->get(), &artifacts, &sched, &clock);
+  daemon::Reader reader(store->get(), &sched);
+  daemon::IdempotencyLog idempotency(store->get());
+  const api::DaemonParts parts{&orch, &reader, &idempotency, nullptr};
   // The commit the daemon does: the task rows in one synced batch.
   auto commit = [&](const std::vector<daemon::TaskChange>& cs) -> Status {
     auto txn = (*store)->NewTxn();
@@ -106,7 +111,7 @@ int main(int argc, char** argv) {
   metrics::Registry reg;
   api::Router router;
   (void)api::AddBuiltinRoutes(router, &reg);
-  (void)api::AddDaemonRoutes(router, &orch, store->get(), &reg);
+  (void)api::AddDaemonRoutes(router, parts, &reg);
   api::ServerOptions sopts;
   sopts.port = 0;
   sopts.threads = 4;

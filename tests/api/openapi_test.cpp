@@ -46,7 +46,7 @@ TEST(OpenApi, SpecAndServedRoutesAgree) {
   Router r;
   ASSERT_TRUE(AddBuiltinRoutes(r, &reg).ok());
   // Registration only: no handler runs, so no daemon or store is needed.
-  ASSERT_TRUE(AddDaemonRoutes(r, nullptr, nullptr, &reg).ok());
+  ASSERT_TRUE(AddDaemonRoutes(r, DaemonParts{}, &reg).ok());
   std::set<std::string> served;
   for (const auto& [m, p] : r.List()) served.insert(m + " " + p);
   std::set<std::string> spec = SpecOperations(std::string(HERD_SOURCE_DIR) + "/api/openapi.yaml");

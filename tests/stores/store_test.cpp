@@ -1,6 +1,6 @@
 // Store behaviour: ordered scans, pagination (AIP-158) across inserts,
-// page-token tamper checks, task queue order, counters, id allocation,
-// schema versioning, run deletion, backups and lineage queries.
+// page-token tamper checks, counters, id allocation, schema versioning,
+// run deletion, backups and the SFT lineage query.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -23,6 +23,9 @@ std::string Id(const char* prefix, int i) {
 }
 
 using testing::OpenAt;
+using testing::FindPair;
+using testing::FindSample;
+using testing::FindTask;
 
 Sample S(const std::string& run, uint32_t round, const std::string& prompt, uint32_t idx) {
   Sample s;
@@ -33,6 +36,11 @@ Sample S(const std::string& run, uint32_t round, const std::string& prompt, uint
   s.tokens = {int32_t(idx), 7};
   s.text = prompt + "#" + std::to_string(idx);
   return s;
+}
+
+// One pair in its own synced batch.
+Status PutPair(Store& st, const Pair& p) {
+  return testing::Put1(st, [&](WriteTxn& t) { t.PutPair(p); });
 }
 
 Pair P(const std::string& run, uint32_t round, const std::string& id, const std::string& ann = "") {
@@ -83,9 +91,6 @@ TEST(StoreTest, ScansComeOutInKeyOrderAndStayInsideTheirPrefix) {
     return true;
   }).ok());
   EXPECT_EQ(round2, 4u);
-  size_t of_prompt = 0;
-  ASSERT_TRUE(st->ForEachSampleOfPrompt("run-1", 1, "p", [&](const Sample&) { return ++of_prompt, true; }).ok());
-  EXPECT_EQ(of_prompt, 4u);
   // Early stop.
   size_t seen = 0;
   ASSERT_TRUE(st->ForEachSample("run-1", std::nullopt, [&](const Sample&) { return ++seen < 3; }).ok());
@@ -96,7 +101,7 @@ TEST(StoreTest, PaginationVisitsEveryRecordOnceAcrossInserts) {
   TempDir dir;
   auto st = OpenAt(dir.path());
   ASSERT_TRUE(st);
-  for (int i = 0; i < 25; ++i) ASSERT_TRUE(st->PutPair(P("run-1", 1, "id" + std::to_string(100 + 2 * i))).ok());
+  for (int i = 0; i < 25; ++i) ASSERT_TRUE(PutPair(*st, P("run-1", 1, "id" + std::to_string(100 + 2 * i))).ok());
   std::vector<std::string> ids;
   PageRequest req;
   req.page_size = 7;
@@ -110,9 +115,9 @@ TEST(StoreTest, PaginationVisitsEveryRecordOnceAcrossInserts) {
     if (pages == 2) {
       // Inserts behind the cursor (id099 sorts first) are not returned; inserts
       // ahead of it (odd ids between later even ones) are, exactly once.
-      ASSERT_TRUE(st->PutPair(P("run-1", 1, "id099")).ok());
-      ASSERT_TRUE(st->PutPair(P("run-1", 1, "id141")).ok());
-      ASSERT_TRUE(st->PutPair(P("run-1", 1, "id147")).ok());
+      ASSERT_TRUE(PutPair(*st, P("run-1", 1, "id099")).ok());
+      ASSERT_TRUE(PutPair(*st, P("run-1", 1, "id141")).ok());
+      ASSERT_TRUE(PutPair(*st, P("run-1", 1, "id147")).ok());
     }
     if (page->next_page_token.empty()) break;
     req.page_token = page->next_page_token;
@@ -135,7 +140,7 @@ TEST(StoreTest, PageSizeDefaultsAndClamps) {
   ASSERT_TRUE(st);
   for (int i = 0; i < 30; ++i) {
     Prompt p{"run-1", Id("p", i), {{"user", "x"}}, "train", "t", 0};
-    ASSERT_TRUE(st->PutPrompt(p).ok());
+    ASSERT_TRUE(testing::Put1(*st, [&](WriteTxn& t) { t.PutPrompt(p); }).ok());
   }
   auto page = st->ListPrompts("run-1", {});
   ASSERT_TRUE(page.ok());
@@ -163,8 +168,8 @@ TEST(StoreTest, TamperedOrForeignPageTokensAreRefused) {
   auto st = OpenAt(dir.path());
   ASSERT_TRUE(st);
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(st->PutPair(P("run-1", 1, "a" + std::to_string(i))).ok());
-    ASSERT_TRUE(st->PutPair(P("run-2", 1, "a" + std::to_string(i))).ok());
+    ASSERT_TRUE(PutPair(*st, P("run-1", 1, "a" + std::to_string(i))).ok());
+    ASSERT_TRUE(PutPair(*st, P("run-2", 1, "a" + std::to_string(i))).ok());
   }
   PageRequest req;
   req.page_size = 2;
@@ -201,59 +206,6 @@ TEST(StoreTest, TamperedOrForeignPageTokensAreRefused) {
   auto st2 = OpenAt(other.path());
   ASSERT_TRUE(st2);
   EXPECT_TRUE(st2->ListPairs("run-1", std::nullopt, req).status().IsInvalidArgument());
-}
-
-TEST(StoreTest, TaskQueueOrdersByStateThenPriorityThenSeqAndFollowsUpdates) {
-  TempDir dir;
-  auto st = OpenAt(dir.path());
-  ASSERT_TRUE(st);
-  std::vector<Task> tasks;
-  const int prio[] = {0, 5, 0, -3, 5, 0};
-  for (int i = 0; i < 6; ++i) {
-    Task t;
-    t.id = "task-" + std::to_string(i);
-    t.run_id = "run-1";
-    t.kind = "eval";
-    t.priority = prio[i];
-    auto seq = st->NextSeq();
-    ASSERT_TRUE(seq.ok());
-    t.queue_seq = *seq;
-    tasks.push_back(t);
-  }
-  WriteTxn txn = st->NewTxn();
-  for (auto& t : tasks) txn.PutTask(t);
-  ASSERT_TRUE(st->Commit(txn).ok());
-  auto queued = [&](TaskState s) {
-    std::vector<std::string> ids;
-    EXPECT_TRUE(st->ForEachQueuedTaskId(s, [&](const std::string& id) { return ids.push_back(id), true; }).ok());
-    return ids;
-  };
-  EXPECT_EQ(queued(TaskState::kQueued),
-            (std::vector<std::string>{"task-1", "task-4", "task-0", "task-2", "task-5", "task-3"}));
-  // Lease task-1: it leaves the queued index and appears under leased.
-  Task leased = tasks[1];
-  leased.state = TaskState::kLeased;
-  leased.lease_id = "lease-1";
-  WriteTxn t2 = st->NewTxn();
-  t2.PutTask(leased, &tasks[1]);
-  ASSERT_TRUE(st->Commit(t2).ok());
-  EXPECT_EQ(queued(TaskState::kQueued), (std::vector<std::string>{"task-4", "task-0", "task-2", "task-5", "task-3"}));
-  EXPECT_EQ(queued(TaskState::kLeased), (std::vector<std::string>{"task-1"}));
-  // Re-prioritise task-3 to the top.
-  Task bumped = tasks[3];
-  bumped.priority = 100;
-  WriteTxn t3 = st->NewTxn();
-  t3.PutTask(bumped, &tasks[3]);
-  ASSERT_TRUE(st->Commit(t3).ok());
-  EXPECT_EQ(queued(TaskState::kQueued).front(), "task-3");
-  EXPECT_EQ(queued(TaskState::kQueued).size(), 5u);
-  // Delete removes both records.
-  WriteTxn t4 = st->NewTxn();
-  t4.DeleteTask(bumped);
-  ASSERT_TRUE(st->Commit(t4).ok());
-  EXPECT_TRUE(st->GetTask("task-3").status().IsNotFound());
-  EXPECT_EQ(queued(TaskState::kQueued).size(), 4u);
-  EXPECT_EQ(*st->GetTask("task-1"), leased);
 }
 
 TEST(StoreTest, CountersMergeAndSurviveReopen) {
@@ -335,7 +287,7 @@ TEST(StoreTest, InvalidKeysFailTheWholeBatch) {
   Status s = st->Commit(t);
   EXPECT_TRUE(s.IsInvalidArgument());
   EXPECT_NE(s.message().find("pair.id"), std::string::npos) << s.message();
-  EXPECT_TRUE(st->GetPair("run-1", 1, "ok").status().IsNotFound()) << "batch was partly applied";
+  EXPECT_FALSE(FindPair(*st, "run-1", 1, "ok")) << "batch was partly applied";
   WriteTxn t2 = st->NewTxn();
   t2.PutPrompt(Prompt{"run-1", std::string(5000, 'x'), {}, "", "", 0});
   EXPECT_TRUE(st->Commit(t2).IsInvalidArgument());
@@ -349,7 +301,7 @@ TEST(StoreTest, NewerSchemaIsRefusedWithAClearError) {
     EXPECT_EQ(st->schema_version(), kSchemaVersion);
     std::string v;
     PutU32BE(&v, kSchemaVersion + 1);
-    ASSERT_TRUE(st->RawPut(Family::kMeta, "schema_version", v, Durability::kSync).ok());
+    ASSERT_TRUE(testing::RawPut(*st, Family::kMeta, "schema_version", v).ok());
   }
   StoreOptions o;
   o.data_dir = dir.path();
@@ -384,18 +336,16 @@ TEST(StoreTest, SchemaVersionAndSecretsPersistAndAnOldDatabaseIsMigrated) {
     ASSERT_TRUE(st);
     std::string zero;
     PutU32BE(&zero, 0);
-    ASSERT_TRUE(st->RawPut(Family::kMeta, "schema_version", zero, Durability::kSync).ok());
-    ASSERT_TRUE(st->PutRun([] {
-      stores::Run r;
-      r.id = "run-1";
-      return r;
-    }()).ok());
+    ASSERT_TRUE(testing::RawPut(*st, Family::kMeta, "schema_version", zero).ok());
+    stores::Run r;
+    r.id = "run-1";
+    ASSERT_TRUE(testing::Put1(*st, [&](WriteTxn& t) { t.PutRun(r); }).ok());
   }
   auto st = OpenAt(v0.path());
   ASSERT_TRUE(st);
   EXPECT_EQ(st->schema_version(), kSchemaVersion);
   EXPECT_TRUE(st->GetRun("run-1").ok()) << "migration lost data";
-  auto v = st->RawGet(Family::kMeta, "schema_version");
+  auto v = testing::RawGet(*st, Family::kMeta, "schema_version");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(GetU32BE(v->data()), kSchemaVersion);
 }
@@ -434,23 +384,17 @@ TEST(StoreTest, DeleteRunDataRemovesEveryRecordOfThatRunOnly) {
   EXPECT_TRUE(st->GetRun("run-1").status().IsNotFound());
   EXPECT_TRUE(st->GetRound("run-1", 1).status().IsNotFound());
   EXPECT_TRUE(st->GetPrompt("run-1", "p").status().IsNotFound());
-  EXPECT_TRUE(st->GetSample("run-1", 1, "p", 0).status().IsNotFound());
-  EXPECT_TRUE(st->GetPair("run-1", 1, "x").status().IsNotFound());
+  EXPECT_FALSE(FindSample(*st, "run-1", 1, "p", 0));
+  EXPECT_FALSE(FindPair(*st, "run-1", 1, "x"));
   EXPECT_TRUE(st->GetAnnotation("run-1", "a").status().IsNotFound());
   EXPECT_TRUE(st->GetAnnotationRequest("run-1", "q").status().IsNotFound());
-  EXPECT_TRUE(st->GetTask("task-run-1").status().IsNotFound());
+  EXPECT_FALSE(FindTask(*st, "task-run-1"));
   EXPECT_TRUE(st->GetCheckpoint("ckpt-run-1").status().IsNotFound());
   EXPECT_TRUE(st->ListEvents("run-1", {})->items.empty());
-  int queued = 0;
-  ASSERT_TRUE(st->ForEachQueuedTaskId(TaskState::kQueued, [&](const std::string& id) {
-    EXPECT_EQ(id, "task-run-2");
-    return ++queued, true;
-  }).ok());
-  EXPECT_EQ(queued, 1);
   // run-2 intact.
   EXPECT_TRUE(st->GetRun("run-2").ok());
-  EXPECT_TRUE(st->GetSample("run-2", 1, "p", 0).ok());
-  EXPECT_TRUE(st->GetTask("task-run-2").ok());
+  EXPECT_TRUE(FindSample(*st, "run-2", 1, "p", 0));
+  EXPECT_TRUE(FindTask(*st, "task-run-2"));
   EXPECT_TRUE(st->GetCheckpoint("ckpt-run-2").ok());
   EXPECT_EQ(st->ListEvents("run-2", {})->items.size(), 1u);
 }
@@ -462,10 +406,10 @@ TEST(StoreTest, BackupIsConsistentAndRestorable) {
   {
     auto st = OpenAt(dir.path());
     ASSERT_TRUE(st);
-    for (int i = 0; i < 50; ++i) ASSERT_TRUE(st->PutPair(P("run-1", 1, Id("p", i))).ok());
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(PutPair(*st, P("run-1", 1, Id("p", i))).ok());
     ASSERT_TRUE(st->CreateBackup(backup).ok());
     // Writes after the backup are not in it.
-    ASSERT_TRUE(st->PutPair(P("run-1", 1, "late")).ok());
+    ASSERT_TRUE(PutPair(*st, P("run-1", 1, "late")).ok());
     EXPECT_TRUE(st->CreateBackup(backup).code() == Status::Code::kAlreadyExists);
   }
   // Open the backup directly, read-only.
@@ -476,8 +420,8 @@ TEST(StoreTest, BackupIsConsistentAndRestorable) {
     o.create_if_missing = false;
     auto b = Store::Open(o);
     ASSERT_TRUE(b.ok()) << b.status().ToString();
-    EXPECT_TRUE((*b)->GetPair("run-1", 1, "p49").ok());
-    EXPECT_TRUE((*b)->GetPair("run-1", 1, "late").status().IsNotFound());
+    EXPECT_TRUE(FindPair(**b, "run-1", 1, "p49"));
+    EXPECT_FALSE(FindPair(**b, "run-1", 1, "late"));
   }
   // Restore into a fresh data dir, then over an existing one.
   ASSERT_TRUE(Store::RestoreBackup(backup, restore_into.path()).ok());
@@ -487,17 +431,17 @@ TEST(StoreTest, BackupIsConsistentAndRestorable) {
     size_t n = 0;
     ASSERT_TRUE(st->ForEachPair("run-1", std::nullopt, [&](const Pair&) { return ++n, true; }).ok());
     EXPECT_EQ(n, 50u);
-    ASSERT_TRUE(st->PutPair(P("run-1", 1, "after-restore")).ok());
+    ASSERT_TRUE(PutPair(*st, P("run-1", 1, "after-restore")).ok());
   }
   EXPECT_EQ(Store::RestoreBackup(backup, restore_into.path()).code(), Status::Code::kAlreadyExists);
   ASSERT_TRUE(Store::RestoreBackup(backup, restore_into.path(), /*overwrite=*/true).ok());
   auto st = OpenAt(restore_into.path());
   ASSERT_TRUE(st);
-  EXPECT_TRUE(st->GetPair("run-1", 1, "after-restore").status().IsNotFound());
+  EXPECT_FALSE(FindPair(*st, "run-1", 1, "after-restore"));
   EXPECT_TRUE(Store::RestoreBackup(dir.path() + "/nope", restore_into.path(), true).IsNotFound());
 }
 
-TEST(StoreTest, LineageAnswersWhichSamplesAndAnnotationsFedARound) {
+TEST(StoreTest, LineageAnswersWhichSamplesFedARound) {
   TempDir dir;
   auto st = OpenAt(dir.path());
   ASSERT_TRUE(st);
@@ -514,24 +458,6 @@ TEST(StoreTest, LineageAnswersWhichSamplesAndAnnotationsFedARound) {
   t.PutSample(S("run-1", 2, "pa", 0));
   for (const std::string p : {"pa", "pb", "pc"}) t.PutDatasetMember(DatasetMember{"run-1", 2, "sft", 1, p, 2});
   t.PutDatasetMember(DatasetMember{"run-1", 2, "sft", 2, "pa", 0});
-  // RM of round 2 trained on pairs from annotations a1 (two pairs: ranked
-  // upload), a2, and one synthetic pair.
-  Annotation a1, a2, a3;
-  a1.run_id = a2.run_id = a3.run_id = "run-1";
-  a1.id = "a1";
-  a2.id = "a2";
-  a3.id = "a3";  // not used by the RM
-  t.PutAnnotation(a1);
-  t.PutAnnotation(a2);
-  t.PutAnnotation(a3);
-  t.PutPair(P("run-1", 1, "x1", "a1"));
-  t.PutPair(P("run-1", 1, "x2", "a1"));
-  t.PutPair(P("run-1", 2, "x3", "a2"));
-  t.PutPair(P("run-1", 2, "x4"));
-  t.PutPair(P("run-1", 2, "x5", "a3"));
-  for (auto [r, id] : std::vector<std::pair<uint32_t, std::string>>{{1, "x1"}, {1, "x2"}, {2, "x3"}, {2, "x4"}}) {
-    t.PutDatasetMember(DatasetMember{"run-1", 2, "rm", r, id, 0});
-  }
   ASSERT_TRUE(st->Commit(t).ok());
 
   std::vector<std::string> sft;
@@ -540,11 +466,6 @@ TEST(StoreTest, LineageAnswersWhichSamplesAndAnnotationsFedARound) {
     return true;
   }).ok());
   EXPECT_EQ(sft, (std::vector<std::string>{"1/pa/2", "1/pb/2", "1/pc/2", "2/pa/0"}));
-  std::vector<std::string> pairs, anns;
-  ASSERT_TRUE(st->ForEachRmPair("run-1", 2, [&](const Pair& p) { return pairs.push_back(p.id), true; }).ok());
-  EXPECT_EQ(pairs, (std::vector<std::string>{"x1", "x2", "x3", "x4"}));
-  ASSERT_TRUE(st->ForEachRmAnnotation("run-1", 2, [&](const Annotation& a) { return anns.push_back(a.id), true; }).ok());
-  EXPECT_EQ(anns, (std::vector<std::string>{"a1", "a2"}));
   // Round 1 has no materialised sets.
   size_t n = 0;
   ASSERT_TRUE(st->ForEachSftSample("run-1", 1, [&](const Sample&) { return ++n, true; }).ok());

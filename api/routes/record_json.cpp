@@ -1,4 +1,4 @@
-#include "api/routes/codec.h"
+#include "api/routes/record_json.h"
 
 namespace herd::api {
 
@@ -12,13 +12,88 @@ json ParseOr(const std::string& text, json fallback) {
 }
 }  // namespace
 
-json MessagesJson(const std::vector<stores::Message>& ms) {
+json MessagesJson(const std::vector<daemon::Message>& ms) {
   json a = json::array();
   for (const auto& m : ms) a.push_back({{"role", m.role}, {"content", m.content}});
   return a;
 }
 
-json RunJson(const stores::Run& r) {
+json SampleJson(const daemon::Sample& s) {
+  json j = {{"run_id", s.run_id},
+            {"round", s.round},
+            {"prompt_id", s.prompt_id},
+            {"idx", s.idx},
+            {"tokens", s.tokens},
+            {"text", s.text},
+            {"logprob", s.logprob},
+            {"policy_checkpoint_id", s.policy_checkpoint_id},
+            {"rm_checkpoint_id", s.rm_checkpoint_id},
+            {"temperature", s.temperature},
+            {"seed", s.seed},
+            {"selected", s.selected},
+            {"task_id", s.task_id},
+            {"created_ms", s.created_ms}};
+  j["rm_score"] = s.rm_score ? json(*s.rm_score) : json(nullptr);
+  return j;
+}
+
+json PairJson(const daemon::Pair& p) {
+  json j = {{"run_id", p.run_id},
+            {"round", p.round},
+            {"id", p.id},
+            {"prompt", MessagesJson(p.prompt)},
+            {"chosen", p.chosen},
+            {"rejected", p.rejected},
+            {"strength", p.strength},
+            {"source", p.source},
+            {"annotation_id", p.annotation_id},
+            {"annotator", p.annotator},
+            {"created_ms", p.created_ms}};
+  if (p.edited) j["edited"] = *p.edited;
+  return j;
+}
+
+json PromptJson(const daemon::Prompt& p) {
+  return {{"run_id", p.run_id}, {"id", p.id},         {"messages", MessagesJson(p.messages)},
+          {"split", p.split},   {"source", p.source}, {"created_ms", p.created_ms}};
+}
+
+json AnnotationJson(const daemon::Annotation& a) {
+  json j = {{"run_id", a.run_id},
+            {"id", a.id},
+            {"raw", a.raw},
+            {"format", a.format},
+            {"prompt", MessagesJson(a.prompt)},
+            {"responses", a.responses},
+            {"strength", a.strength},
+            {"annotator", a.annotator},
+            {"request_id", a.request_id},
+            {"round", a.round},
+            {"source_file", a.source_file},
+            {"source_line", a.source_line},
+            {"received_ms", a.received_ms}};
+  if (a.edited) j["edited"] = *a.edited;
+  return j;
+}
+
+json SftExampleJson(const daemon::SftExample& e) {
+  json msgs = MessagesJson(e.prompt.messages);
+  msgs.push_back({{"role", "assistant"}, {"content", e.sample.text}});
+  json j = {{"prompt_id", e.sample.prompt_id},
+            {"round", e.sample.round},
+            {"idx", e.sample.idx},
+            {"messages", std::move(msgs)},
+            {"policy_checkpoint_id", e.sample.policy_checkpoint_id}};
+  j["rm_score"] = e.sample.rm_score ? json(*e.sample.rm_score) : json(nullptr);
+  return j;
+}
+
+void AppendJsonLine(const json& j, std::string* out) {
+  out->append(j.dump(-1, ' ', false, json::error_handler_t::replace));
+  out->push_back('\n');
+}
+
+json RunJson(const daemon::Run& r) {
   return {{"id", r.id},
           {"name", r.name},
           {"state", r.state},
@@ -30,7 +105,7 @@ json RunJson(const stores::Run& r) {
           {"updated_ms", r.updated_ms}};
 }
 
-json RoundJson(const stores::Round& r) {
+json RoundJson(const daemon::Round& r) {
   json stages = json::array();
   for (const auto& s : r.stages) {
     stages.push_back({{"stage", s.stage},
@@ -53,7 +128,7 @@ json RoundJson(const stores::Round& r) {
           {"updated_ms", r.updated_ms}};
 }
 
-json CheckpointJson(const stores::Checkpoint& c) {
+json CheckpointJson(const daemon::Checkpoint& c) {
   return {{"id", c.id},
           {"run_id", c.run_id},
           {"path", c.path},
@@ -71,7 +146,7 @@ json CheckpointJson(const stores::Checkpoint& c) {
           {"created_ms", c.created_ms}};
 }
 
-json EventJson(const stores::Event& e) {
+json EventJson(const daemon::Event& e) {
   return {{"seq", e.seq},
           {"time_ms", e.time_ms},
           {"kind", e.kind},
@@ -79,7 +154,7 @@ json EventJson(const stores::Event& e) {
           {"detail", ParseOr(e.detail_json, json::object())}};
 }
 
-json RequestJson(const stores::AnnotationRequest& q) {
+json RequestJson(const daemon::AnnotationRequest& q) {
   return {{"id", q.id},
           {"round", q.round},
           {"prompt_id", q.prompt_id},
