@@ -89,12 +89,6 @@ template class Family<Histogram>;
 Registry::Registry() : registry_(std::make_shared<prometheus::Registry>()) {}
 Registry::~Registry() = default;
 
-bool Registry::NameTakenByOtherType(const std::string& name, const void* own_map) const {
-  return (own_map != &counters_ && counters_.count(name)) ||
-         (own_map != &gauges_ && gauges_.count(name)) ||
-         (own_map != &histograms_ && histograms_.count(name));
-}
-
 template <typename M>
 Family<M>& Registry::Add(std::map<std::string, std::unique_ptr<Family<M>>>& families,
                          const std::string& name, const std::string& help,
@@ -119,7 +113,10 @@ Family<M>& Registry::Add(std::map<std::string, std::unique_ptr<Family<M>>>& fami
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (NameTakenByOtherType(name, &families)) {
+  const bool other_type = (!std::is_same_v<M, Counter> && counters_.count(name)) ||
+                          (!std::is_same_v<M, Gauge> && gauges_.count(name)) ||
+                          (!std::is_same_v<M, Histogram> && histograms_.count(name));
+  if (other_type) {
     throw std::invalid_argument("metric " + name + " was registered before with another type");
   }
   if (auto it = families.find(name); it != families.end()) {

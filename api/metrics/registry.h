@@ -112,7 +112,6 @@ class Registry {
   Family<M>& Add(std::map<std::string, std::unique_ptr<Family<M>>>& families, const std::string& name,
                  const std::string& help, std::vector<std::string> label_names,
                  std::vector<double> bounds);
-  bool NameTakenByOtherType(const std::string& name, const void* own_map) const;
 
   std::shared_ptr<prometheus::Registry> registry_;
   mutable std::mutex mu_;  // the maps and hooks_
