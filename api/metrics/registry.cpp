@@ -5,6 +5,7 @@
 
 #include <cassert>
 #include <cmath>
+#include <set>
 #include <stdexcept>
 #include <type_traits>
 
@@ -46,10 +47,11 @@ std::vector<double> DefaultLatencyBuckets() {
 }
 
 template <typename M>
-Family<M>::Family(prometheus::Family<M>& family, std::string name,
+Family<M>::Family(prometheus::Family<M>& family, std::string name, std::string help,
                   std::vector<std::string> label_names, std::vector<double> bounds)
     : family_(family),
       name_(std::move(name)),
+      help_(std::move(help)),
       label_names_(std::move(label_names)),
       bounds_(std::move(bounds)) {
   if constexpr (std::is_same_v<M, Histogram>) {
@@ -127,9 +129,10 @@ Family<M>& Registry::Add(std::map<std::string, std::unique_ptr<Family<M>>>& fami
     }
     return f;
   }
-  prometheus::Family<M>& pf = Build<M>().Name(name).Help(EscapeHelp(help)).Register(*registry_);
+  std::string escaped = EscapeHelp(help);
+  prometheus::Family<M>& pf = Build<M>().Name(name).Help(escaped).Register(*registry_);
   auto f = std::unique_ptr<Family<M>>(
-      new Family<M>(pf, name, std::move(label_names), std::move(bounds)));
+      new Family<M>(pf, name, std::move(escaped), std::move(label_names), std::move(bounds)));
   // A gauge is left out: 0 could be a lie (herd_reward_accuracy before any
   // reward model).
   if (!std::is_same_v<M, Gauge> && f->label_names_.empty()) f->WithLabels(std::vector<std::string>{});
@@ -165,7 +168,21 @@ std::vector<prometheus::MetricFamily> Registry::Collect() const {
     hooks = hooks_;
   }
   for (auto& h : hooks) h();
-  return registry_->Collect();
+  std::vector<prometheus::MetricFamily> out = registry_->Collect();
+  // prometheus-cpp leaves out families without series; herd lists them with
+  // HELP and TYPE only, so a scrape shows every registered name.
+  std::set<std::string> collected;
+  for (const auto& f : out) collected.insert(f.name);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto add_empty = [&](const auto& families, prometheus::MetricType type) {
+    for (const auto& [name, f] : families) {
+      if (!collected.count(name)) out.push_back({name, f->help_, type, {}});
+    }
+  };
+  add_empty(counters_, prometheus::MetricType::Counter);
+  add_empty(gauges_, prometheus::MetricType::Gauge);
+  add_empty(histograms_, prometheus::MetricType::Histogram);
+  return out;
 }
 
 std::string Registry::Serialize() const { return prometheus::TextSerializer().Serialize(Collect()); }

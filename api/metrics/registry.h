@@ -61,11 +61,12 @@ class Family {
 
  private:
   friend class Registry;
-  Family(prometheus::Family<M>& family, std::string name, std::vector<std::string> label_names,
-         std::vector<double> bounds);
+  Family(prometheus::Family<M>& family, std::string name, std::string help,
+         std::vector<std::string> label_names, std::vector<double> bounds);
 
   prometheus::Family<M>& family_;
   std::string name_;
+  std::string help_;  // escaped for the text format
   std::vector<std::string> label_names_;
   std::vector<double> bounds_;  // histograms only
   std::unique_ptr<M> discard_;
@@ -82,10 +83,10 @@ class Registry {
   // reserved label, bad bucket bounds, or a name registered before with
   // another type, labels or bounds (registration is startup code).
   // Registering the same name, type and labels again returns the family
-  // (the first help text stays). prometheus-cpp exports a family only once
-  // it has a series: a counter or histogram without labels gets its one
-  // series at registration (exported at 0 from the start); gauges and
-  // labelled series appear on first WithLabels.
+  // (the first help text stays). A counter or histogram without labels gets
+  // its one series at registration (exported at 0 from the start); gauges
+  // and labelled series appear on first WithLabels, and until then the
+  // family is exported with HELP and TYPE only.
   Family<Counter>& AddCounter(const std::string& name, const std::string& help,
                               std::vector<std::string> label_names = {});
   Family<Gauge>& AddGauge(const std::string& name, const std::string& help,
@@ -98,13 +99,14 @@ class Registry {
   // Collects are serialised, so a hook never runs concurrently with itself.
   void AddCollectHook(std::function<void()> hook);
 
-  // Runs the hooks, then collects every family.
+  // Runs the hooks, then collects every family, with those that have no
+  // series yet (prometheus-cpp leaves them out) as HELP and TYPE only.
   std::vector<prometheus::MetricFamily> Collect() const;
   // Collect() as text format 0.0.4 (prometheus::TextSerializer).
   std::string Serialize() const;
 
   // The underlying registry, e.g. for another exposer or serializer. Its
-  // Collect does not run the hooks.
+  // Collect neither runs the hooks nor lists families without series.
   const std::shared_ptr<prometheus::Registry>& prometheus_registry() const { return registry_; }
 
  private:

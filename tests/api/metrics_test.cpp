@@ -125,7 +125,7 @@ TEST(Metrics, CounterIgnoresNegativeAndReferencesStayValid) {
   EXPECT_EQ(c.Value(), 2);
 }
 
-TEST(Metrics, UnlabelledCountersAndHistogramsStartAtZeroGaugesWhenSet) {
+TEST(Metrics, UnlabelledCountersAndHistogramsStartAtZeroEmptyFamiliesAreListed) {
   Registry r;
   r.AddCounter("herd_c_total", "c");
   r.AddHistogram("herd_h_seconds", "h", {}, {0.5});
@@ -137,6 +137,11 @@ TEST(Metrics, UnlabelledCountersAndHistogramsStartAtZeroGaugesWhenSet) {
   EXPECT_EQ(e.Value("herd_h_seconds_bucket", {{"le", "+Inf"}}), 0);
   EXPECT_FALSE(e.Value("herd_g").has_value());  // 0 could be a lie
   EXPECT_EQ(e.CountSeries("herd_l_total"), 0u);
+  // Families without series still show their HELP and TYPE.
+  EXPECT_EQ(e.type["herd_g"], "gauge");
+  EXPECT_EQ(e.help["herd_g"], "g");
+  EXPECT_EQ(e.type["herd_l_total"], "counter");
+  EXPECT_EQ(e.type.size(), 4u);
   g.WithLabels({}).Set(7);
   EXPECT_EQ(ParseExposition(r.Serialize()).Value("herd_g"), 7);
 }
