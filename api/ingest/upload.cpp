@@ -54,10 +54,10 @@ void AnnotationUpload::Count(uint64_t accepted, uint64_t duplicates, uint64_t re
   auto& f = opts_.metrics->AddCounter("herd_annotations_total",
                                       "Annotation lines of finished uploads, by result.",
                                       {"result"});
-  f.WithLabels({"accepted"}).Inc(static_cast<double>(accepted));
-  f.WithLabels({"duplicate"}).Inc(static_cast<double>(duplicates));
-  f.WithLabels({"rejected"}).Inc(static_cast<double>(rejected));
-  f.WithLabels({"aborted"}).Inc(static_cast<double>(aborted));
+  f.WithLabels({"accepted"}).Increment(static_cast<double>(accepted));
+  f.WithLabels({"duplicate"}).Increment(static_cast<double>(duplicates));
+  f.WithLabels({"rejected"}).Increment(static_cast<double>(rejected));
+  f.WithLabels({"aborted"}).Increment(static_cast<double>(aborted));
 }
 
 Status AnnotationUpload::OnChunk(std::string_view chunk) {

@@ -31,7 +31,7 @@ void AddDaemonMetrics(metrics::Registry* reg, const DaemonParts& parts) {
   reg->AddCollectHook([=, &tasks, &workers, &round, &progress, &live, &pending, &disk, &retries] {
     const uint64_t r = reader->TaskRetries();
     if (r > *retries_seen) {
-      retries.WithLabels({}).Inc(static_cast<double>(r - *retries_seen));
+      retries.WithLabels({}).Increment(static_cast<double>(r - *retries_seen));
       *retries_seen = r;
     }
     // Every (kind, state) seen once stays exported, at 0 when empty.

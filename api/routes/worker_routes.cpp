@@ -70,12 +70,12 @@ struct TaskMetrics {
       duration->WithLabels({t.kind}).Observe(static_cast<double>(now_ms - t.leased_ms) / 1000.0);
     }
     if (result.contains("samples") && result["samples"].is_array()) {
-      samples->WithLabels({}).Inc(static_cast<double>(result["samples"].size()));
+      samples->WithLabels({}).Increment(static_cast<double>(result["samples"].size()));
       double n = 0;
       for (const auto& s : result["samples"]) {
         if (s.contains("tokens") && s["tokens"].is_array()) n += static_cast<double>(s["tokens"].size());
       }
-      tokens->WithLabels({}).Inc(n);
+      tokens->WithLabels({}).Increment(n);
     }
     if (t.kind == "train_rm" && result.contains("metrics") && result["metrics"].is_object()) {
       const json& m = result["metrics"];

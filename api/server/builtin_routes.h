@@ -15,8 +15,8 @@ namespace herd::api {
 // GET /healthz (public): 200 {"status":"ok"} while the process serves.
 // GET /readyz (public): 200 when ready() is OK, else 503 problem+json with
 //   its message (e.g. "store not open"); ready may be empty (always ready).
-// GET /metrics (viewer): registry->Serialize() as text format 0.0.4;
-//   omitted when registry is null.
+// GET /metrics (viewer): registry->Serialize() (prometheus::TextSerializer),
+//   text format 0.0.4; omitted when registry is null.
 Status AddBuiltinRoutes(Router& router, metrics::Registry* registry,
                         std::function<Status()> ready = {});
 

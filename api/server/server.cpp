@@ -347,7 +347,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void CountRequest(int status) {
     if (in_flight_ && sh_->requests_total != nullptr) {
       const std::string& route = route_ ? route_->pattern : std::string("unmatched");
-      sh_->requests_total->WithLabels({route, std::to_string(status)}).Inc();
+      sh_->requests_total->WithLabels({route, std::to_string(status)}).Increment();
       sh_->duration->WithLabels({route}).Observe(
           std::chrono::duration<double>(Clock::now() - start_).count());
     }

@@ -19,6 +19,7 @@
 #include "common/sha256.h"
 #include "api/wire/json_util.h"
 #include "api/wire/problem.h"
+#include "tests/api/exposition.h"
 #include "tests/api/test_util.h"
 
 namespace herd::api {
@@ -482,13 +483,21 @@ TEST_F(ServerTest, MetricsCountRequestsByRoutePattern) {
   EXPECT_EQ(m->status, 200);
   EXPECT_EQ(m->content_type, "text/plain; version=0.0.4; charset=utf-8");
   // Ids never become labels: the three runs are one series.
-  EXPECT_NE(m->body.find("herd_http_requests_total{route=\"/v1/runs/{run}\",code=\"200\"} 3\n"),
-            std::string::npos)
+  testing::Exposition e = testing::ParseExposition(m->body);
+  EXPECT_EQ(e.Value("herd_http_requests_total", {{"route", "/v1/runs/{run}"}, {"code", "200"}}), 3)
       << m->body;
-  EXPECT_NE(m->body.find("herd_http_requests_total{route=\"unmatched\",code=\"404\"} 1\n"),
-            std::string::npos);
-  EXPECT_NE(m->body.find("herd_http_request_duration_seconds_count{route=\"/v1/runs/{run}\"} 3\n"),
-            std::string::npos);
+  EXPECT_EQ(e.Value("herd_http_requests_total", {{"route", "unmatched"}, {"code", "404"}}), 1);
+  EXPECT_EQ(e.Value("herd_http_request_duration_seconds_count", {{"route", "/v1/runs/{run}"}}), 3);
+  // The latency buckets: 0.5 ms .. 10 s, then +Inf, for the two routes done
+  // (this /metrics request is still in flight).
+  EXPECT_EQ(e.CountSeries("herd_http_request_duration_seconds_bucket"),
+            2 * (metrics::DefaultLatencyBuckets().size() + 1));
+  EXPECT_TRUE(e.Value("herd_http_request_duration_seconds_bucket",
+                      {{"route", "/v1/runs/{run}"}, {"le", "0.0005"}}).has_value());
+  EXPECT_EQ(e.Value("herd_http_request_duration_seconds_bucket",
+                    {{"route", "/v1/runs/{run}"}, {"le", "10"}}), 3);
+  EXPECT_EQ(e.type["herd_http_requests_total"], "counter");
+  EXPECT_EQ(e.type["herd_http_request_duration_seconds"], "histogram");
 }
 
 TEST_F(ServerTest, ClientJsonHelpersAndTimeouts) {
