@@ -285,6 +285,11 @@ Status Orchestrator::RetryStage(const std::string& run_id, uint32_t round_no,
                                 const std::string& stage) {
   std::lock_guard<std::mutex> l(mu_);
   HERD_ASSIGN_OR_RETURN(stores::Run run, store_->GetRun(run_id));
+  // A failed stage fails its run; a run cancelled since stays cancelled.
+  if (run.state != "failed") {
+    return Status::FailedPrecondition("run " + run_id + " is " + run.state +
+                                      "; only a failed run's stages can be retried");
+  }
   HERD_ASSIGN_OR_RETURN(stores::Round round, store_->GetRound(run_id, round_no));
   auto it = std::find_if(round.stages.begin(), round.stages.end(),
                          [&](const stores::StageStatus& s) { return s.stage == stage; });
@@ -488,7 +493,16 @@ Result<std::optional<Task>> Orchestrator::Lease(const std::string& worker_id, Mi
 
 Result<HeartbeatReply> Orchestrator::Heartbeat(const std::string& lease_id,
                                                const std::string& progress_json) {
-  return scheduler_->Heartbeat(lease_id, progress_json);
+  auto reply = scheduler_->Heartbeat(lease_id, progress_json);
+  // A worker busy on one long task is alive: its heartbeats say so.
+  Task t;
+  if (reply.ok() && scheduler_->CheckLease(lease_id, &t) == LeaseCheck::kCurrent) {
+    std::lock_guard<std::mutex> l(workers_mu_);
+    for (WorkerInfo& w : workers_) {
+      if (w.id == t.worker_id) w.last_seen_ms = clock_->NowMs();
+    }
+  }
+  return reply;
 }
 
 Result<CompleteOutcome> Orchestrator::Complete(const std::string& lease_id,

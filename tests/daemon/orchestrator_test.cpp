@@ -342,6 +342,44 @@ TEST_F(OrchestratorTest, FailedStageFailsTheRunAndCanBeRetried) {
   EXPECT_EQ(orch_->Progress(run)->run.state, "succeeded");
 }
 
+TEST_F(OrchestratorTest, ACancelledRunsFailedStageIsNotRetried) {
+  std::string run = MakeRun(1, 2, 1, 5);
+  ASSERT_TRUE(orch_->StartRun(run).ok());
+  ASSERT_TRUE(orch_->Tick().ok());
+  auto lease = orch_->Lease(worker_, 0);
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  ASSERT_TRUE(orch_->Fail((*lease)->lease_id, "CUDA out of memory", false).ok());
+  ASSERT_TRUE(orch_->Tick().ok());
+  ASSERT_EQ(orch_->Progress(run)->run.state, "failed");
+  ASSERT_TRUE(orch_->CancelRun(run).ok());
+  Status s = orch_->RetryStage(run, 1, "collect");
+  EXPECT_EQ(s.code(), Status::Code::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("is cancelled"), std::string::npos) << s.message();
+  EXPECT_EQ(orch_->Progress(run)->run.state, "cancelled");
+  auto none = orch_->Lease(worker_, 0);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());  // the failed task was not queued again
+}
+
+TEST_F(OrchestratorTest, HeartbeatsKeepAWorkerOnALongTaskSeen) {
+  std::string run = MakeRun(1, 2, 1, 5);
+  ASSERT_TRUE(orch_->StartRun(run).ok());
+  ASSERT_TRUE(orch_->Tick().ok());
+  auto lease = orch_->Lease(worker_, 0);
+  ASSERT_TRUE(lease.ok() && lease->has_value());
+  for (int i = 0; i < 60; ++i) {  // ten minutes on one task, heartbeating every 10 s
+    clock_.Advance(10'000);
+    ASSERT_TRUE(orch_->Heartbeat((*lease)->lease_id, R"({"step": 1})").ok()) << i;
+  }
+  bool found = false;
+  for (const auto& w : orch_->Workers()) {
+    if (w.id != worker_) continue;
+    found = true;
+    EXPECT_EQ(w.last_seen_ms, clock_.NowMs());
+  }
+  EXPECT_TRUE(found);
+}
+
 TEST_F(OrchestratorTest, PauseStopsLeasingAndCancelEndsTheRun) {
   std::string run = MakeRun(1, 2, 1, 5);
   ASSERT_TRUE(orch_->StartRun(run).ok());
