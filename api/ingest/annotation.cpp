@@ -39,8 +39,11 @@ Result<std::optional<std::string>> OptionalString(const json& obj, const char* k
   return std::optional<std::string>(v->get<std::string>());
 }
 
-bool KnownRole(const std::string& r) {
-  return r == "system" || r == "user" || r == "assistant" || r == "tool";
+// Llama 3's roles; "tool" (the OpenAI name) is taken as "ipython".
+std::optional<std::string> CanonicalRole(const std::string& r) {
+  if (r == "system" || r == "user" || r == "assistant" || r == "ipython") return r;
+  if (r == "tool") return std::string("ipython");
+  return std::nullopt;
 }
 
 Result<std::vector<Message>> ParseMessages(const json& v, const std::string& field) {
@@ -56,13 +59,14 @@ Result<std::vector<Message>> ParseMessages(const json& v, const std::string& fie
     const json* content = Find(m, "content");
     if (role == nullptr) return FieldError(f + ".role", "missing");
     if (!role->is_string()) return Mistyped(f + ".role", "a string", *role);
-    if (!KnownRole(role->get<std::string>())) {
+    const std::optional<std::string> canonical = CanonicalRole(role->get<std::string>());
+    if (!canonical) {
       return FieldError(f + ".role", "'" + role->get<std::string>() +
-                                         "' is not one of system, user, assistant, tool");
+                                         "' is not one of system, user, assistant, ipython (or tool)");
     }
     if (content == nullptr) return FieldError(f + ".content", "missing");
     if (!content->is_string()) return Mistyped(f + ".content", "a string", *content);
-    out.push_back({role->get<std::string>(), content->get<std::string>()});
+    out.push_back({*canonical, content->get<std::string>()});
   }
   return out;
 }

@@ -30,7 +30,7 @@ enum class AnnotationFormat { kPairwise, kRanked, kHhRlhf, kUltraFeedback };
 const char* FormatName(AnnotationFormat f);  // "pairwise", "ranked", "hh_rlhf", "ultrafeedback"
 
 struct Message {
-  std::string role;  // "system" | "user" | "assistant" | "tool"
+  std::string role;  // "system" | "user" | "assistant" | "ipython" (uploaded "tool" is stored as ipython)
   std::string content;
   bool operator==(const Message&) const = default;
 };

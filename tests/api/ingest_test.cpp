@@ -180,7 +180,7 @@ TEST(Annotation, InvalidLinesNameTheField) {
             "field 'responses[1]': must be a string, got number");
   EXPECT_EQ(ErrorOf(R"({"prompt": [{"role": "robot", "content": "x"}], "chosen": "a",
                         "rejected": "b"})"),
-            "field 'prompt[0].role': 'robot' is not one of system, user, assistant, tool");
+            "field 'prompt[0].role': 'robot' is not one of system, user, assistant, ipython (or tool)");
   EXPECT_EQ(ErrorOf(R"({"prompt": "p", "chosen": 1, "rejected": "b"})"),
             "field 'chosen': must be a string or an array of messages, got number");
   EXPECT_EQ(ErrorOf(R"({"chosen": "no human turn", "rejected": "x"})"),
@@ -350,6 +350,13 @@ TEST(Prompts, FormatsAndErrors) {
   EXPECT_EQ(m->split, Split::kTrain);
   EXPECT_EQ(m->messages.size(), 2u);
   EXPECT_EQ(m->id.rfind("sha256:", 0), 0u);
+  // Llama 3's ipython role is accepted, and "tool" is stored as it: the
+  // worker's chat format renders both.
+  auto t = ParsePromptLine(
+      R"({"prompt": [{"role": "user", "content": "u"}, {"role": "tool", "content": "42"},
+                     {"role": "ipython", "content": "43"}]})", 1);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->messages, (std::vector<Message>{{"user", "u"}, {"ipython", "42"}, {"ipython", "43"}}));
   EXPECT_EQ(ParsePromptLine(R"({"prompt": "x", "split": "test"})", 1).status().message(),
             "field 'split': 'test' is not one of train, eval");
   EXPECT_EQ(ParsePromptLine(R"({"split": "train"})", 1).status().message(),

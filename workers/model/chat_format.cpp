@@ -50,8 +50,9 @@ Result<Role> ParseRole(std::string_view name) {
   for (Role r : {Role::kSystem, Role::kUser, Role::kAssistant, Role::kIpython}) {
     if (name == RoleName(r)) return r;
   }
+  if (name == "tool") return Role::kIpython;  // the OpenAI name for a tool's output
   return Status::InvalidArgument("role '" + std::string(name) +
-                                 "' is not one of system, user, assistant, ipython");
+                                 "' is not one of system, user, assistant, ipython (or tool)");
 }
 
 void ChatTokens::clear() {

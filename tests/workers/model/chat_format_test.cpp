@@ -100,9 +100,11 @@ TEST(ChatFormat, IpythonRoleAndErrors) {
   EXPECT_EQ(ByteTokenizer::DecodeBytes(t->ids).value(),
             "<|begin_of_text|><|start_header_id|>ipython<|end_header_id|>\n\n42<|eot_id|>");
   EXPECT_EQ(*ParseRole("assistant"), Role::kAssistant);
-  auto bad = ParseRole("tool");
+  EXPECT_EQ(*ParseRole("ipython"), Role::kIpython);
+  EXPECT_EQ(*ParseRole("tool"), Role::kIpython);  // the ingestion's alias
+  auto bad = ParseRole("robot");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("'tool'"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("'robot'"), std::string::npos);
   auto none = FormatChat({{Role::kUser, "a"}, {Role::kNone, "b"}});
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.status().message().find("messages[1].role"), std::string::npos);
