@@ -150,6 +150,20 @@ class OrchestratorTest : public ::testing::Test {
     std::ofstream(out + "/model.safetensors") << t.kind << t.id;
   }
 
+  // A one-round run whose first task failed for good: the run is failed.
+  std::string RunWithAFailedCollect() {
+    std::string run = MakeRun(1, 2, 1, 5);
+    EXPECT_TRUE(orch_->StartRun(run).ok());
+    EXPECT_TRUE(orch_->Tick().ok());
+    auto lease = orch_->Lease(worker_, 0);
+    EXPECT_TRUE(lease.ok() && lease->has_value());
+    if (lease.ok() && lease->has_value()) {
+      EXPECT_TRUE(orch_->Fail((*lease)->lease_id, "CUDA out of memory", false).ok());
+    }
+    EXPECT_TRUE(orch_->Tick().ok());
+    return run;
+  }
+
   // Works until nothing is leasable; answers pending annotation requests.
   // Returns the number of tasks completed. `limit` stops early (for crashes).
   int Work(const std::string& run, int limit = 1 << 30) {
@@ -326,13 +340,7 @@ TEST_F(OrchestratorTest, BadResultIsRefusedAndChangesNothing) {
 }
 
 TEST_F(OrchestratorTest, FailedStageFailsTheRunAndCanBeRetried) {
-  std::string run = MakeRun(1, 2, 1, 5);
-  ASSERT_TRUE(orch_->StartRun(run).ok());
-  ASSERT_TRUE(orch_->Tick().ok());
-  auto lease = orch_->Lease(worker_, 0);
-  ASSERT_TRUE(lease.ok() && lease->has_value());
-  ASSERT_TRUE(orch_->Fail((*lease)->lease_id, "CUDA out of memory", false).ok());
-  ASSERT_TRUE(orch_->Tick().ok());
+  std::string run = RunWithAFailedCollect();
   auto p = orch_->Progress(run);
   EXPECT_EQ(p->run.state, "failed");
   EXPECT_NE(p->run.error.find("CUDA out of memory"), std::string::npos);
@@ -343,13 +351,7 @@ TEST_F(OrchestratorTest, FailedStageFailsTheRunAndCanBeRetried) {
 }
 
 TEST_F(OrchestratorTest, ACancelledRunsFailedStageIsNotRetried) {
-  std::string run = MakeRun(1, 2, 1, 5);
-  ASSERT_TRUE(orch_->StartRun(run).ok());
-  ASSERT_TRUE(orch_->Tick().ok());
-  auto lease = orch_->Lease(worker_, 0);
-  ASSERT_TRUE(lease.ok() && lease->has_value());
-  ASSERT_TRUE(orch_->Fail((*lease)->lease_id, "CUDA out of memory", false).ok());
-  ASSERT_TRUE(orch_->Tick().ok());
+  std::string run = RunWithAFailedCollect();
   ASSERT_EQ(orch_->Progress(run)->run.state, "failed");
   ASSERT_TRUE(orch_->CancelRun(run).ok());
   Status s = orch_->RetryStage(run, 1, "collect");
