@@ -9,8 +9,6 @@
 
 namespace herd::daemon::stages {
 
-Result<std::string> RmHeldoutPath(RunView& v);  // reward_model.cpp
-
 namespace {
 
 class Eval final : public Stage {

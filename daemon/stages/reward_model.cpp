@@ -44,7 +44,7 @@ class RewardModel final : public TrainingStage {
       }
       return true;
     }));
-    HERD_ASSIGN_OR_RETURN(std::string heldout_path, HeldoutPath(v));
+    HERD_ASSIGN_OR_RETURN(std::string heldout_path, RmHeldoutPath(v));
     HERD_RETURN_IF_ERROR(WriteDataset(heldout_path, heldout));
     if (greedy) {
       HERD_ASSIGN_OR_RETURN(std::string vp, v.DatasetPath("rm-val-r" + std::to_string(r)));
@@ -71,9 +71,6 @@ class RewardModel final : public TrainingStage {
     return StartVariants(v, tasks::kTrainRm, proto, std::move(members));
   }
 
-  // The held-out pairs of round r, which eval scores the RM on too.
-  static Result<std::string> HeldoutPath(RunView& v) { return v.DatasetPath("rm-heldout-r" + std::to_string(v.r())); }
-
  protected:
   const StageConfig& Config(const RunConfig& cfg) const override { return cfg.reward_model; }
 
@@ -96,6 +93,8 @@ Stage* RewardModelStage() {
   return &s;
 }
 
-Result<std::string> RmHeldoutPath(RunView& v) { return RewardModel::HeldoutPath(v); }
+Result<std::string> RmHeldoutPath(const RunView& v) {
+  return v.DatasetPath("rm-heldout-r" + std::to_string(v.r()));
+}
 
 }  // namespace herd::daemon::stages

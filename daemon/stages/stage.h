@@ -134,6 +134,10 @@ tasks::PairRow PairRowOf(const stores::Pair& p);
 // WriteFileAtomic) before the stage's tasks are submitted.
 Status WriteDataset(const std::string& path, const std::vector<std::string>& lines);
 
+// The round's held-out preference pairs: the RM's accuracy set, which eval
+// scores the RM on too (defined in reward_model.cpp).
+Result<std::string> RmHeldoutPath(const RunView& v);
+
 // The store counter of a round's "requests" made or "answers" received.
 std::string CounterKey(const char* what, const std::string& run, uint32_t round);
 
