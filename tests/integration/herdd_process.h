@@ -7,11 +7,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "api/client/client.h"
@@ -19,6 +21,17 @@
 #include "tests/testing/temp_dir.h"
 
 namespace herd::testing {
+
+// Runs a shell command: {exit status, stdout and stderr together}.
+inline std::pair<int, std::string> Shell(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  int st = pclose(p);
+  return {WEXITSTATUS(st), out};
+}
 
 inline std::string BinaryPath(const std::string& name) {
   std::string dir = HERD_BINARY_DIR;
