@@ -57,9 +57,7 @@ Result<AverageResult> DecodeAverageResult(const std::string& text) {
 std::string Encode(const AverageSpec& x) { return ToJson(x).dump(); }
 std::string Encode(const AverageResult& x) { return ToJson(x).dump(); }
 Result<AverageSpec> DecodeAverageSpec(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return Status::InvalidArgument("spec: not valid JSON");
-  return DecodeAverageSpec(j);
+  return ParseThen<AverageSpec>(text, "spec", [](const json& j) { return DecodeAverageSpec(j); });
 }
 
 }  // namespace herd::tasks

@@ -48,9 +48,7 @@ Result<EvalResult> DecodeEvalResult(const std::string& text) {
 std::string Encode(const EvalSpec& x) { return ToJson(x).dump(); }
 std::string Encode(const EvalResult& x) { return ToJson(x).dump(); }
 Result<EvalSpec> DecodeEvalSpec(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return Status::InvalidArgument("spec: not valid JSON");
-  return DecodeEvalSpec(j);
+  return ParseThen<EvalSpec>(text, "spec", [](const json& j) { return DecodeEvalSpec(j); });
 }
 
 }  // namespace herd::tasks

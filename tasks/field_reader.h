@@ -73,12 +73,19 @@ Result<T> DecodeWith(const nlohmann::json& j, const std::string& root, ReadFn re
   return out;
 }
 
-// The same from JSON text.
-template <typename T, typename ReadFn>
-Result<T> DecodeWith(const std::string& text, const std::string& root, ReadFn read) {
+// Parses `text` and hands the JSON to `from_json`; "<root>: not valid JSON"
+// when it does not parse.
+template <typename T, typename FromJson>
+Result<T> ParseThen(const std::string& text, const std::string& root, FromJson from_json) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::InvalidArgument(root + ": not valid JSON");
-  return DecodeWith<T>(j, root, read);
+  return from_json(j);
+}
+
+// DecodeWith from JSON text.
+template <typename T, typename ReadFn>
+Result<T> DecodeWith(const std::string& text, const std::string& root, ReadFn read) {
+  return ParseThen<T>(text, root, [&](const nlohmann::json& j) { return DecodeWith<T>(j, root, read); });
 }
 
 }  // namespace herd::tasks

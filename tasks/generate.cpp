@@ -54,9 +54,7 @@ Result<GenerateResult> DecodeGenerateResult(const std::string& text) {
 std::string Encode(const GenerateSpec& x) { return ToJson(x).dump(); }
 std::string Encode(const GenerateResult& x) { return ToJson(x).dump(); }
 Result<GenerateSpec> DecodeGenerateSpec(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return Status::InvalidArgument("spec: not valid JSON");
-  return DecodeGenerateSpec(j);
+  return ParseThen<GenerateSpec>(text, "spec", [](const json& j) { return DecodeGenerateSpec(j); });
 }
 
 }  // namespace herd::tasks

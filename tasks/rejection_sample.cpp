@@ -70,9 +70,7 @@ Result<RejectionSampleResult> DecodeRejectionSampleResult(const std::string& tex
 std::string Encode(const RejectionSampleSpec& x) { return ToJson(x).dump(); }
 std::string Encode(const RejectionSampleResult& x) { return ToJson(x).dump(); }
 Result<RejectionSampleSpec> DecodeRejectionSampleSpec(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return Status::InvalidArgument("spec: not valid JSON");
-  return DecodeRejectionSampleSpec(j);
+  return ParseThen<RejectionSampleSpec>(text, "spec", [](const json& j) { return DecodeRejectionSampleSpec(j); });
 }
 
 }  // namespace herd::tasks

@@ -89,9 +89,7 @@ Result<TrainResult> DecodeTrainResult(const std::string& text) {
 std::string Encode(const TrainSpec& x) { return ToJson(x).dump(); }
 std::string Encode(const TrainResult& x) { return ToJson(x).dump(); }
 Result<TrainSpec> DecodeTrainSpec(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return Status::InvalidArgument("spec: not valid JSON");
-  return DecodeTrainSpec(j);
+  return ParseThen<TrainSpec>(text, "spec", [](const json& j) { return DecodeTrainSpec(j); });
 }
 
 }  // namespace herd::tasks
