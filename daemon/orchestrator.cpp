@@ -12,6 +12,7 @@
 #include "stores/store.h"
 #include "tasks/common.h"
 #include "tasks/protocol.h"
+#include "workers/model/chat_format.h"
 
 namespace herd::daemon {
 namespace {
@@ -193,6 +194,16 @@ Result<stores::Run> Orchestrator::CreateRun(const std::string& config_json) {
   if (!fs::exists(base / "config.json")) {
     return Status::InvalidArgument("base_checkpoint: no config.json in '" + cfg.base_checkpoint +
                                    "' (an HF checkpoint directory is expected)");
+  }
+  // The tokenizer and chat format every task will use: a run that could
+  // only fail later in a worker is refused now, saying why.
+  if (!cfg.tokenizer.empty()) cfg.tokenizer = fs::absolute(cfg.tokenizer).string();
+  {
+    auto format = model::LoadChatFormatter(cfg.base_checkpoint, {cfg.tokenizer, cfg.chat_format});
+    if (!format.ok()) {
+      return Status::InvalidArgument(std::string(cfg.tokenizer.empty() ? "base_checkpoint" : "tokenizer") +
+                                     ": " + format.status().message());
+    }
   }
   HERD_ASSIGN_OR_RETURN(std::string run_id, store_->NewId("run"));
   HERD_ASSIGN_OR_RETURN(std::string base_id, store_->NewId("ckpt"));

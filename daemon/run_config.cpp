@@ -123,6 +123,10 @@ Result<RunConfig> ParseRunConfig(const std::string& json_text) {
   r.Str("name", &c.name, /*required=*/true);
   r.Str("base_checkpoint", &c.base_checkpoint, /*required=*/true);
   r.Str("tokenizer", &c.tokenizer);
+  r.Str("chat_format", &c.chat_format);
+  if (err.ok() && !c.chat_format.empty() && c.chat_format != "llama3" && c.chat_format != "chatml") {
+    r.Fail("chat_format", "must be one of llama3, chatml");
+  }
   r.Int("rounds", &c.rounds, 1, 100);
   r.Int("max_attempts", &c.max_attempts, 1, 100);
   if (err.ok() && !std::regex_match(c.name, std::regex("[A-Za-z0-9._-]{1,64}"))) {
@@ -220,6 +224,7 @@ std::string RunConfigToJson(const RunConfig& c) {
   j["name"] = c.name;
   j["base_checkpoint"] = c.base_checkpoint;
   if (!c.tokenizer.empty()) j["tokenizer"] = c.tokenizer;
+  if (!c.chat_format.empty()) j["chat_format"] = c.chat_format;
   j["rounds"] = c.rounds;
   j["max_attempts"] = c.max_attempts;
   j["reward_model"] = StageJson(c.reward_model);

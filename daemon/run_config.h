@@ -101,7 +101,12 @@ struct RetentionConfig {
 struct RunConfig {
   std::string name;               // required, [A-Za-z0-9._-]{1,64}
   std::string base_checkpoint;    // required: HF directory of the pre-trained model
-  std::string tokenizer;          // Default: base_checkpoint's tokenizer.json
+  // A tokenizer.json (or a directory with one) to use instead of the base
+  // checkpoint's. Default: "" (base_checkpoint's tokenizer.json)
+  std::string tokenizer;
+  // "llama3" | "chatml": the chat format, instead of the one detected from
+  // the base checkpoint's chat template. Default: "" (detected)
+  std::string chat_format;
   int64_t rounds = 6;             // Default: 6 (paper)
   int64_t max_attempts = 3;       // per task before the stage fails. Default: 3
   RewardModelConfig reward_model;

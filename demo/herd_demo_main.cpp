@@ -65,7 +65,7 @@ herd::Status Pretrain(const std::string& dir, const std::vector<herd::demo::Ques
   m->InitRandom(7);
   std::vector<herd::train::SftExample> ex;
   for (const auto& line : herd::demo::NoisyCorpus(qs, 8, 0.25, 11)) {
-    HERD_ASSIGN_OR_RETURN(auto e, herd::train::SftExampleFromChat(
+    HERD_ASSIGN_OR_RETURN(auto e, herd::train::SftExampleFromChat(herd::model::ChatFormatter::Bytes(),
                                       {{herd::model::Role::kUser, line.question},
                                        {herd::model::Role::kAssistant, line.answer}}));
     ex.push_back(std::move(e));
@@ -91,7 +91,7 @@ herd::Status Pretrain(const std::string& dir, const std::vector<herd::demo::Ques
     }
     return true;
   }));
-  HERD_ASSIGN_OR_RETURN(auto ck, herd::worker::SaveModel(*m, dir));
+  HERD_ASSIGN_OR_RETURN(auto ck, herd::worker::SaveModel(*m, dir, herd::model::ChatFormatter::Bytes(), /*source_dir=*/"", {}));
   std::printf("base model: pre-trained in %.1f s (final loss %.3f), saved to %s\n", Since(t0), loss, dir.c_str());
   return herd::Status::Ok();
 }
@@ -142,6 +142,12 @@ int main(int argc, char** argv) {
   app.add_option("--pretrain-steps", pretrain_steps, "base model pre-training steps")->capture_default_str();
   app.add_flag("--no-dpo", no_dpo, "ablation: rejection sampling + SFT only");
   app.add_flag("--no-rs", no_rs, "ablation: DPO only (no rejection sampling, no SFT)");
+  std::string base, prompt_suffix;
+  app.add_option("--base", base,
+                 "an HF checkpoint to post-train instead of pre-training the tiny model "
+                 "(make demo-real: SmolLM2-135M-Instruct imported by herd-model)");
+  app.add_option("--prompt-suffix", prompt_suffix,
+                 "appended to every question (e.g. \" Answer with the number only.\")");
   CLI11_PARSE(app, argc, argv);
   herd::InitLogging("herd-demo", "warn");
   auto t0 = Steady::now();
@@ -150,10 +156,17 @@ int main(int argc, char** argv) {
   if (config.empty()) config = std::string(HERD_SOURCE_DIR) + "/configs/tiny.json";
 
   auto qs = herd::demo::Questions(5);
-  if (auto s = Pretrain(data + "/base", qs, pretrain_steps); !s.ok()) {
-    std::fprintf(stderr, "herd-demo: pre-training failed: %s\n", s.ToString().c_str());
-    return 1;
+  if (base.empty()) {
+    base = data + "/base";
+    if (auto s = Pretrain(base, qs, pretrain_steps); !s.ok()) {
+      std::fprintf(stderr, "herd-demo: pre-training failed: %s\n", s.ToString().c_str());
+      return 1;
+    }
+  } else {
+    base = fs::absolute(base).string();
+    std::printf("base model: %s\n", base.c_str());
   }
+  for (auto& q : qs) q.text += prompt_suffix;
   double pretrain_s = Since(t0);
 
   std::ifstream cf(config);
@@ -162,7 +175,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "herd-demo: %s is not a JSON object\n", config.c_str());
     return 1;
   }
-  cfg["base_checkpoint"] = data + "/base";
+  cfg["base_checkpoint"] = base;
   if (rounds > 0) cfg["rounds"] = rounds;
   if (rs_prompts > 0) cfg["rejection_sampling"]["prompts_per_round"] = rs_prompts;
   if (no_dpo) cfg["dpo"]["enabled"] = false;

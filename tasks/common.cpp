@@ -67,6 +67,25 @@ void Read(FieldReader& r, CheckpointInfo* c) {
   r.Str("config_sha256", &c->config_sha256);
 }
 
+json ToJson(const TextFormat& t) {
+  return json{{"tokenizer", t.tokenizer}, {"chat_format", t.chat_format}};
+}
+
+void PutText(json* spec, const TextFormat& t) {
+  if (!t.empty()) (*spec)["text"] = ToJson(t);
+}
+
+void ReadText(FieldReader& r, TextFormat* t) {
+  r.Nested("text", [&](FieldReader& x) {
+    x.Str("tokenizer", &t->tokenizer);
+    x.Str("chat_format", &t->chat_format);
+    if (x.ok() && !t->chat_format.empty() && t->chat_format != "llama3" &&
+        t->chat_format != "chatml") {
+      x.Fail(x.Path("chat_format"), "must be one of llama3, chatml, got '" + t->chat_format + "'");
+    }
+  });
+}
+
 std::string Encode(const Requirements& q) {
   return json{{"device", q.device}, {"min_memory_bytes", q.min_memory_bytes}}.dump();
 }

@@ -31,6 +31,16 @@ struct CheckpointInfo {
   bool operator==(const CheckpointInfo&) const = default;
 };
 
+// How a task turns chat messages into tokens, when a run overrides what its
+// checkpoints carry (docs/chat-format.md). Empty: the checkpoint's own
+// tokenizer.json and chat template.
+struct TextFormat {
+  std::string tokenizer;    // a tokenizer.json, or a directory with one. Default: "" (the checkpoint's)
+  std::string chat_format;  // "llama3" | "chatml". Default: "" (the checkpoint's chat template)
+  bool empty() const { return tokenizer.empty() && chat_format.empty(); }
+  bool operator==(const TextFormat&) const = default;
+};
+
 // What a task needs of the worker that runs it.
 struct Requirements {
   std::string device = "cpu";     // "cpu" | "cuda". Default: cpu
@@ -50,6 +60,12 @@ nlohmann::json ToJson(const std::vector<Message>& ms);
 nlohmann::json ToJson(const Prompt& p);
 nlohmann::json ToJson(const std::vector<Prompt>& ps);
 nlohmann::json ToJson(const CheckpointInfo& c);
+nlohmann::json ToJson(const TextFormat& t);
+// Adds "text" to a spec's JSON unless t is empty (older workers and specs
+// never see the field).
+void PutText(nlohmann::json* spec, const TextFormat& t);
+// Reads the optional "text" object of a spec.
+void ReadText(FieldReader& r, TextFormat* t);
 void Read(FieldReader& r, Message* m);
 void ReadMessages(FieldReader& r, const std::string& key, std::vector<Message>* out, bool required);
 void ReadPrompts(FieldReader& r, const std::string& key, std::vector<Prompt>* out, bool required);

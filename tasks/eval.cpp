@@ -5,7 +5,7 @@ namespace herd::tasks {
 using nlohmann::json;
 
 json ToJson(const EvalSpec& s) {
-  return json{{"policy", s.policy},
+  json j{{"policy", s.policy},
               {"previous", s.previous},
               {"base", s.base},
               {"rm", s.rm},
@@ -16,8 +16,9 @@ json ToJson(const EvalSpec& s) {
               {"max_new_tokens", s.max_new_tokens},
               {"temperature", s.temperature},
               {"kv_budget_bytes", s.kv_budget_bytes},
-              {"seed", s.seed}}
-      ;
+              {"seed", s.seed}};
+  PutText(&j, s.text);
+  return j;
 }
 
 json ToJson(const EvalResult& r) { return json{{"metrics", r.metrics}}; }
@@ -36,6 +37,7 @@ Result<EvalSpec> DecodeEvalSpec(const json& text) {
     r.Num("temperature", &s->temperature, 0.0, 10.0);
     r.Int("kv_budget_bytes", &s->kv_budget_bytes, 1 << 16, INT64_MAX);
     r.U64("seed", &s->seed);
+    ReadText(r, &s->text);
   });
 }
 

@@ -26,6 +26,7 @@ struct EvalSpec {
   double temperature = 0.7;             // of the sampled draws. Default: 0.7
   int64_t kv_budget_bytes = 64ll << 20; // paged KV pool. Default: 64 MiB
   uint64_t seed = 1;                    // Default: 1
+  TextFormat text;                      // the run's overrides. Default: none
   bool operator==(const EvalSpec&) const = default;
 };
 

@@ -5,15 +5,16 @@ namespace herd::tasks {
 using nlohmann::json;
 
 json ToJson(const GenerateSpec& s) {
-  return json{{"policies", s.policies},
+  json j{{"policies", s.policies},
               {"policy_ids", s.policy_ids},
               {"prompts", ToJson(s.prompts)},
               {"temperature", s.temperature},
               {"top_p", s.top_p},
               {"max_new_tokens", s.max_new_tokens},
               {"kv_budget_bytes", s.kv_budget_bytes},
-              {"seed", s.seed}}
-      ;
+              {"seed", s.seed}};
+  PutText(&j, s.text);
+  return j;
 }
 
 json ToJson(const GenerateResult& r) {
@@ -36,6 +37,7 @@ Result<GenerateSpec> DecodeGenerateSpec(const json& text) {
     r.Int("max_new_tokens", &s->max_new_tokens, 1, 1 << 20);
     r.Int("kv_budget_bytes", &s->kv_budget_bytes, 1 << 16, INT64_MAX);
     r.U64("seed", &s->seed);
+    ReadText(r, &s->text);
   });
 }
 

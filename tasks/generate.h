@@ -21,6 +21,7 @@ struct GenerateSpec {
   int64_t max_new_tokens = 64;          // Default: 64
   int64_t kv_budget_bytes = 64ll << 20; // paged KV pool. Default: 64 MiB
   uint64_t seed = 1;                    // Default: 1
+  TextFormat text;                      // the run's overrides. Default: none
   bool operator==(const GenerateSpec&) const = default;
 };
 

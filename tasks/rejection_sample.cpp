@@ -5,7 +5,7 @@ namespace herd::tasks {
 using nlohmann::json;
 
 json ToJson(const RejectionSampleSpec& s) {
-  return json{{"policy", s.policy},
+  json j{{"policy", s.policy},
               {"policy_id", s.policy_id},
               {"rm", s.rm},
               {"rm_id", s.rm_id},
@@ -16,8 +16,9 @@ json ToJson(const RejectionSampleSpec& s) {
               {"top_k", s.top_k},
               {"max_new_tokens", s.max_new_tokens},
               {"kv_budget_bytes", s.kv_budget_bytes},
-              {"seed", s.seed}}
-      ;
+              {"seed", s.seed}};
+  PutText(&j, s.text);
+  return j;
 }
 
 json ToJson(const RejectionSampleResult& r) {
@@ -45,6 +46,7 @@ Result<RejectionSampleSpec> DecodeRejectionSampleSpec(const json& text) {
     r.Int("max_new_tokens", &s->max_new_tokens, 1, 1 << 20);
     r.Int("kv_budget_bytes", &s->kv_budget_bytes, 1 << 16, INT64_MAX);
     r.U64("seed", &s->seed);
+    ReadText(r, &s->text);
   });
 }
 

@@ -26,6 +26,7 @@ struct RejectionSampleSpec {
   int64_t max_new_tokens = 64;          // Default: 64
   int64_t kv_budget_bytes = 256ll << 20;  // paged KV pool. Default: 256 MiB
   uint64_t seed = 1;                    // Default: 1
+  TextFormat text;                      // the run's overrides. Default: none
   bool operator==(const RejectionSampleSpec&) const = default;
 };
 

@@ -51,6 +51,7 @@ json ToJson(const TrainSpec& s) {
             {"mask_formatting", s.mask_formatting}};
   if (!s.heldout.empty()) j["heldout"] = s.heldout;
   if (!s.ref.empty()) j["ref"] = s.ref;
+  PutText(&j, s.text);
   return j;
 }
 
@@ -76,6 +77,7 @@ Result<TrainSpec> DecodeTrainSpec(const json& text) {
     r.Num("beta", &s->beta, 1e-6, 100.0);
     r.Num("nll_alpha", &s->nll_alpha, 0.0, 100.0);
     r.Bool("mask_formatting", &s->mask_formatting);
+    ReadText(r, &s->text);
   });
 }
 

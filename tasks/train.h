@@ -37,6 +37,7 @@ struct TrainSpec {
   std::string checkpoint_id;        // required: herdd's id for `out`
   std::string variant;              // the stage variant's name. Default: ""
   TrainHparams hparams;
+  TextFormat text;                  // the run's tokenizer / chat format overrides. Default: none
   std::vector<std::string> parents;   // lineage: checkpoint ids trained from. Default: none
   std::vector<std::string> datasets;  // lineage: dataset names ("rm:r2"). Default: none
   // Pairs of these strengths are used (train_rm, train_dpo). Default: significantly_better, better

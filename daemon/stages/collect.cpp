@@ -45,6 +45,7 @@ class Collect final : public Stage {
       spec.top_p = 1.0;
       spec.max_new_tokens = cfg.annotation.max_new_tokens;
       spec.seed = Hash64(v.Salt() + "/collect/" + std::to_string(b0));
+      spec.text = v.Text();
       plan.tasks.push_back(v.NewTask(name(), tasks::kGenerate, tasks::Encode(spec)));
     }
     return plan;

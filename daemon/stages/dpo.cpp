@@ -47,6 +47,7 @@ class Dpo final : public TrainingStage {
     proto.nll_alpha = dc.nll_alpha;
     proto.mask_formatting = dc.mask_formatting;
     proto.strengths = dc.strengths;
+    proto.text = v.Text();
     return StartVariants(v, tasks::kTrainDpo, proto, std::move(members));
   }
 

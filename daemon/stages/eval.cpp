@@ -31,6 +31,7 @@ class Eval final : public Stage {
     spec.max_new_tokens = cfg.rejection_sampling.max_new_tokens;
     spec.temperature = cfg.rejection_sampling.temperature;
     spec.seed = Hash64(v.Salt() + "/eval");
+    spec.text = v.Text();
     Plan plan;
     plan.tasks.push_back(v.NewTask(name(), tasks::kEval, tasks::Encode(spec)));
     return plan;

@@ -38,6 +38,7 @@ class RejectionSampling final : public Stage {
     proto.top_k = rs.top_k;
     proto.max_new_tokens = rs.max_new_tokens;
     proto.kv_budget_bytes = rs.kv_budget_bytes;
+    proto.text = v.Text();
     Plan plan;
     const size_t per = static_cast<size_t>(rs.prompts_per_task);
     for (size_t b0 = 0; b0 < prompts.size(); b0 += per) {

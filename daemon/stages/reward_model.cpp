@@ -68,6 +68,7 @@ class RewardModel final : public TrainingStage {
     proto.strengths = rmc.strengths;
     proto.margin = rmc.margin;
     proto.heldout = heldout_path;
+    proto.text = v.Text();
     return StartVariants(v, tasks::kTrainRm, proto, std::move(members));
   }
 

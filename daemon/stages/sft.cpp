@@ -53,6 +53,7 @@ class Sft final : public TrainingStage {
     proto.dataset = dataset;
     proto.parents = {v.base_checkpoint_id};
     proto.datasets = {"sft:r" + std::to_string(r)};
+    proto.text = v.Text();
     return StartVariants(v, tasks::kTrainSft, proto, std::move(members));
   }
 

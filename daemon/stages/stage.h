@@ -57,6 +57,9 @@ struct RunView {
   Result<std::pair<std::string, std::string>> NewCheckpoint() const;
   // A dataset file of this run: "<stage>-r<N>" etc.
   Result<std::string> DatasetPath(const std::string& name) const;
+  // The run's tokenizer / chat format overrides, for every task that
+  // formats chat (empty: each checkpoint's own).
+  tasks::TextFormat Text() const { return {cfg.tokenizer, cfg.chat_format}; }
   // A task of this stage (kind, encoded spec) with the run's requirements.
   Task NewTask(const char* stage, const char* kind, std::string spec) const;
 };

@@ -19,6 +19,7 @@
 #include "tasks/protocol.h"
 #include "tasks/rejection_sample.h"
 #include "tasks/train.h"
+#include "workers/model/tokenizer.h"
 
 namespace herd::daemon {
 namespace {
@@ -34,7 +35,7 @@ class OrchestratorTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "base");
-    std::ofstream(dir_ / "base" / "config.json") << "{}";
+    std::ofstream(dir_ / "base" / "config.json") << R"({"vocab_size": 264})";  // herd's byte vocabulary: read with the byte tokenizer
     Open();
   }
   void TearDown() override {
@@ -175,6 +176,7 @@ class OrchestratorTest : public ::testing::Test {
       if (lease.ok() && lease->has_value()) {
         const Task& t = **lease;
         kinds_.push_back(t.stage + ":" + t.kind);
+        specs_.push_back(t.spec);
         const std::string res = FakeResult(t);
         if (t.kind == tasks::kAverage && avg_specs_[t.stage].select) {
           // Weights that do not match the inputs are refused.
@@ -246,6 +248,7 @@ class OrchestratorTest : public ::testing::Test {
   std::unique_ptr<Orchestrator> orch_;
   std::string worker_;
   std::vector<std::string> kinds_;
+  std::vector<std::string> specs_;  // of every leased task, in order
   std::map<std::string, tasks::AverageSpec> avg_specs_;  // stage -> spec of its last average task
 };
 
@@ -400,6 +403,48 @@ TEST_F(OrchestratorTest, PauseStopsLeasingAndCancelEndsTheRun) {
   auto hb = orch_->Heartbeat((*some)->lease_id, "");
   ASSERT_TRUE(hb.ok());
   EXPECT_TRUE(hb->cancel);
+}
+
+TEST_F(OrchestratorTest, ARunsTokenizerAndChatFormatAreCheckedAtCreationAndReachEveryTask) {
+  // A real vocabulary without tokenizer.json: refused, naming the field.
+  std::ofstream(dir_ / "base" / "config.json") << R"({"vocab_size": 32000})";
+  auto none = orch_->CreateRun(Config(1, 2, 1));
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(none.status().message().rfind("base_checkpoint: ", 0), 0u) << none.status().message();
+  EXPECT_NE(none.status().message().find("no tokenizer.json"), std::string::npos);
+
+  // herd's byte tokenizer with a chat template herd does not know.
+  std::ofstream(dir_ / "base" / "config.json") << R"({"vocab_size": 264})";
+  std::ofstream(dir_ / "base" / "tokenizer.json") << model::ByteTokenizer::TokenizerJson();
+  std::ofstream(dir_ / "base" / "tokenizer_config.json")
+      << json{{"chat_template", "{% for m in messages %}[INST] {{ m.content }}{% endfor %}"}}.dump();
+  auto unknown = orch_->CreateRun(Config(1, 2, 1));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("chat_format"), std::string::npos) << unknown.status().message();
+  auto typo = orch_->CreateRun(Config(1, 2, 1, {{"chat_format", "llama-3"}}));
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find("chat_format"), std::string::npos) << typo.status().message();
+  auto cant = orch_->CreateRun(Config(1, 2, 1, {{"chat_format", "chatml"}}));  // no <|im_start|>
+  ASSERT_FALSE(cant.ok());
+  EXPECT_NE(cant.status().message().find("<|im_start|>"), std::string::npos) << cant.status().message();
+
+  // Choosing the format works, and every task that formats chat says so.
+  auto run = orch_->CreateRun(Config(1, 2, 1, {{"chat_format", "llama3"}}));
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  ASSERT_TRUE(orch_->AddPrompts(run->id, TestPrompts(5)).ok());
+  ASSERT_TRUE(orch_->StartRun(run->id).ok());
+  Work(run->id);
+  EXPECT_EQ(orch_->Progress(run->id)->run.state, "succeeded");
+  int with_text = 0;
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    if (kinds_[i].find(tasks::kAverage) != std::string::npos) continue;
+    const json spec = json::parse(specs_[i]);
+    ASSERT_TRUE(spec.contains("text")) << kinds_[i];
+    EXPECT_EQ(spec["text"]["chat_format"], "llama3") << kinds_[i];
+    ++with_text;
+  }
+  EXPECT_GE(with_text, 5);  // generate, train_rm, rejection_sample, train_sft, train_dpo, eval
 }
 
 TEST_F(OrchestratorTest, AblationsSkipTheirStages) {

@@ -24,7 +24,7 @@ class ApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::filesystem::create_directories(tmp_.path() + "/base");
-    std::ofstream(tmp_.path() + "/base/config.json") << "{}";
+    std::ofstream(tmp_.path() + "/base/config.json") << R"({"vocab_size": 264})";  // herd's byte vocabulary: read with the byte tokenizer
     std::ofstream auth(tmp_.path() + "/auth.jsonl");
     for (const char* role : {"admin", "annotator", "worker", "viewer"}) {
       std::string token = std::string("tok-") + role;

@@ -34,7 +34,7 @@ class ExportBackupTest : public ::testing::Test {
  protected:
   void SetUp() override {
     fs::create_directories(tmp_.path() + "/base");
-    std::ofstream(tmp_.path() + "/base/config.json") << "{}";
+    std::ofstream(tmp_.path() + "/base/config.json") << R"({"vocab_size": 264})";  // herd's byte vocabulary: read with the byte tokenizer
     ASSERT_TRUE(herdd_.Start()) << herdd_.Log();
     c_ = herdd_.Client();
     json cfg = {{"name", "export"}, {"base_checkpoint", tmp_.path() + "/base"}};

@@ -21,7 +21,7 @@ class WorkerProtocolTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::filesystem::create_directories(tmp_.path() + "/base");
-    std::ofstream(tmp_.path() + "/base/config.json") << "{}";
+    std::ofstream(tmp_.path() + "/base/config.json") << R"({"vocab_size": 264})";  // herd's byte vocabulary: read with the byte tokenizer
   }
   // A run in its collect stage: 3 prompts → one generate task.
   std::string MakeRun(api::HttpClient& c) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "workers/model/chat_format.h"
 #include "workers/model/llama.h"
 #include "workers/model/tokenizer.h"
 #include "workers/runtime/task_io.h"
@@ -30,7 +31,7 @@ inline model::LlamaConfig TinyChatConfig() {
 inline Status SaveTinyChatModel(const std::string& dir, uint64_t seed) {
   HERD_ASSIGN_OR_RETURN(auto m, model::LlamaModel::Create(TinyChatConfig(), 1, 8));
   m->InitRandom(seed);
-  auto ck = worker::SaveModel(*m, dir);
+  auto ck = worker::SaveModel(*m, dir, model::ChatFormatter::Bytes(), /*source_dir=*/"", {});
   return ck.ok() ? Status::Ok() : ck.status();
 }
 

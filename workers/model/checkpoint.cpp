@@ -54,6 +54,9 @@ Status WriteCheckpointFiles(const std::string& dir, const LlamaConfig& config,
   if (!o.tokenizer_json.empty()) {
     HERD_RETURN_IF_ERROR(WriteFileAtomic(dir + "/tokenizer.json", o.tokenizer_json));
   }
+  if (!o.chat_template_jinja.empty()) {
+    HERD_RETURN_IF_ERROR(WriteFileAtomic(dir + "/chat_template.jinja", o.chat_template_jinja));
+  }
   if (!o.tokenizer_config_json.empty()) {
     HERD_RETURN_IF_ERROR(WriteFileAtomic(dir + "/tokenizer_config.json", o.tokenizer_config_json));
   }

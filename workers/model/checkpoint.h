@@ -3,7 +3,7 @@
 // from_pretrained / vLLM load):
 //   config.json, generation_config.json,
 //   model.safetensors  or  model-0000i-of-0000n.safetensors + model.safetensors.index.json,
-//   tokenizer.json + tokenizer_config.json (when a tokenizer is given).
+//   tokenizer.json + tokenizer_config.json [+ chat_template.jinja] (when a tokenizer is given).
 // The engine hands its parameters over as ParamViews, so this file never
 // knows the engine's layout. See docs/checkpoints.md.
 #include <cstdint>
@@ -44,6 +44,10 @@ struct SaveOptions {
   // Default: empty (no tokenizer files).
   std::string tokenizer_json;
   std::string tokenizer_config_json;
+  // Written verbatim as chat_template.jinja when not empty (transformers'
+  // separate template file; it wins over tokenizer_config.json's).
+  // Default: empty.
+  std::string chat_template_jinja;
   // generation_config.json eos_token_id; chat models stop on <|eot_id|> as
   // well as <|end_of_text|>. Default: empty (config.eos_token_id alone).
   std::vector<int64_t> generation_eos_token_ids;

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "workers/model/hf_tokenizer.h"
+
 namespace herd::model {
 namespace {
 
@@ -253,6 +255,40 @@ std::string ByteTokenizer::TokenizerConfigJson() {
                     {"model_max_length", 131072},
                     {"tokenizer_class", "PreTrainedTokenizerFast"}};
   return j.dump(2) + "\n";
+}
+
+namespace {
+
+// ByteTokenizer as a Tokenizer: ids are the bytes and the 8 specials.
+class SharedByteTokenizer final : public Tokenizer {
+ public:
+  SharedByteTokenizer() : json_(ByteTokenizer::TokenizerJson()) {}
+  int32_t vocab_size() const override { return kByteVocabSize; }
+  std::optional<int32_t> TokenId(std::string_view token) const override {
+    if (auto id = ByteTokenizer::SpecialId(token)) return id;
+    if (token.size() == 1) return static_cast<int32_t>(static_cast<unsigned char>(token[0]));
+    return std::nullopt;
+  }
+  bool IsSpecial(int32_t id) const override { return id >= 256 && id < kByteVocabSize; }
+  void EncodeAppend(std::string_view text, std::vector<int32_t>* out,
+                    const EncodeOptions& options) const override {
+    ByteTokenizer::EncodeAppend(text, out, options.parse_special);
+  }
+  Result<std::string> DecodeBytes(const std::vector<int32_t>& ids,
+                                  bool skip_special) const override {
+    return ByteTokenizer::DecodeBytes(ids, skip_special);
+  }
+  const std::string& json() const override { return json_; }
+
+ private:
+  std::string json_;
+};
+
+}  // namespace
+
+std::shared_ptr<const Tokenizer> ByteTokenizer::Shared() {
+  static const std::shared_ptr<const Tokenizer> t = std::make_shared<SharedByteTokenizer>();
+  return t;
 }
 
 }  // namespace herd::model

@@ -5,6 +5,7 @@
 // tokenizer.json (BPE over the ByteLevel alphabet with no merges) that
 // transformers' PreTrainedTokenizerFast loads with identical ids.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,8 @@
 #include "common/status.h"
 
 namespace herd::model {
+
+class Tokenizer;  // hf_tokenizer.h
 
 inline constexpr int32_t kBeginOfText = 256;        // <|begin_of_text|>
 inline constexpr int32_t kEndOfText = 257;          // <|end_of_text|>
@@ -53,6 +56,10 @@ class ByteTokenizer {
   // produces. eos_token is <|eot_id|> (chat models end their turn with it).
   static std::string TokenizerJson();
   static std::string TokenizerConfigJson();
+
+  // The byte tokenizer behind the general Tokenizer interface (what the
+  // chat formatter and the workers use), without parsing TokenizerJson().
+  static std::shared_ptr<const Tokenizer> Shared();
 };
 
 // Replaces each maximal invalid UTF-8 subsequence of bytes with U+FFFD.

@@ -16,7 +16,6 @@
 #include "workers/generate/paged_llama.h"
 #include "workers/generate/rejection_sampling.h"
 #include "workers/model/chat_format.h"
-#include "workers/model/tokenizer.h"
 #include "workers/runtime/checkers.h"
 #include "workers/runtime/handlers.h"
 #include "workers/runtime/task_io.h"
@@ -35,7 +34,8 @@ struct SpecPrompt {
   std::vector<int32_t> tokens;      // formatted, ending in the assistant header
 };
 
-Result<std::vector<SpecPrompt>> Prompts(const std::vector<tasks::Prompt>& prompts) {
+Result<std::vector<SpecPrompt>> Prompts(const model::ChatFormatter& format,
+                                        const std::vector<tasks::Prompt>& prompts) {
   std::vector<SpecPrompt> out;
   model::ChatFormatOptions fo;
   fo.add_generation_prompt = true;
@@ -45,16 +45,11 @@ Result<std::vector<SpecPrompt>> Prompts(const std::vector<tasks::Prompt>& prompt
     sp.id = prompts[i].id;
     HERD_ASSIGN_OR_RETURN(sp.messages, ChatMessages(prompts[i].messages, where + ".messages"));
     sp.text = sp.messages.back().content;  // the contract has no empty conversations
-    HERD_ASSIGN_OR_RETURN(model::ChatTokens ct, model::FormatChat(sp.messages, fo));
+    HERD_ASSIGN_OR_RETURN(model::ChatTokens ct, format.Format(sp.messages, fo));
     sp.tokens = ct.ids;
     out.push_back(std::move(sp));
   }
   return out;
-}
-
-std::string Text(const std::vector<int32_t>& tokens) {
-  auto t = model::ByteTokenizer::Decode(tokens, /*skip_special=*/true);
-  return t.ok() ? *t : std::string();
 }
 
 // A policy ready to sample: weights (held by a LlamaModel), the paged view
@@ -77,13 +72,14 @@ Result<std::unique_ptr<Policy>> LoadPolicy(const std::string& dir, int64_t kv_bu
   return p;
 }
 
-generate::SamplingParams Sampling(double temperature, double top_p, int64_t top_k, int64_t max_new_tokens) {
+generate::SamplingParams Sampling(const model::ChatFormatter& format, double temperature, double top_p,
+                                  int64_t top_k, int64_t max_new_tokens) {
   generate::SamplingParams sp;
   sp.temperature = static_cast<float>(temperature);
   sp.top_p = static_cast<float>(top_p);
   sp.top_k = static_cast<int32_t>(top_k);
   sp.max_new_tokens = static_cast<int32_t>(max_new_tokens);
-  sp.eot_id = model::kEotId;
+  sp.eot_id = format.end_of_turn();
   return sp;
 }
 
@@ -114,10 +110,11 @@ Result<std::vector<std::vector<generate::GeneratedSample>>> Sample(
 // per response when that row would not fit.
 class RmScorer final : public generate::ResponseScorer {
  public:
-  static Result<std::unique_ptr<RmScorer>> Load(const std::string& dir, std::string id, int64_t max_prompt,
-                                                int64_t max_response, int64_t k) {
+  static Result<std::unique_ptr<RmScorer>> Load(const std::string& dir, std::string id, int32_t end_of_turn,
+                                                int64_t max_prompt, int64_t max_response, int64_t k) {
     auto s = std::unique_ptr<RmScorer>(new RmScorer());
     s->id_ = std::move(id);
+    s->eot_ = end_of_turn;
     s->shared_ = max_prompt + k * max_response <= 4096;
     s->T_ = s->shared_ ? max_prompt + k * max_response : max_prompt + max_response;
     s->B_ = s->shared_ ? 1 : k;
@@ -150,7 +147,7 @@ class RmScorer final : public generate::ResponseScorer {
         int32_t seg = 1;
         while (next < responses.size()) {
           std::vector<int32_t> r = responses[next];
-          if (r.empty() || r.back() != model::kEotId) r.push_back(model::kEotId);  // as trained
+          if (r.empty() || r.back() != eot_) r.push_back(eot_);  // as trained
           if (pos + static_cast<int64_t>(r.size()) > T_) {
             if (seg == 1) r.resize(static_cast<size_t>(T_ - pos));  // a response alone: cut to fit
             else break;
@@ -177,6 +174,7 @@ class RmScorer final : public generate::ResponseScorer {
  private:
   RmScorer() = default;
   std::string id_;
+  int32_t eot_ = -1;
   bool shared_ = true;
   int64_t B_ = 1, T_ = 0;
   std::unique_ptr<model::LlamaModel> rm_;
@@ -191,13 +189,15 @@ int64_t MaxPromptLen(const std::vector<SpecPrompt>& ps) {
 
 Result<json> Generate(TaskContext& ctx) {
   HERD_ASSIGN_OR_RETURN(tasks::GenerateSpec spec, tasks::DecodeGenerateSpec(ctx.spec()));
-  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(spec.prompts));
-  auto sp = Sampling(spec.temperature, spec.top_p, 0, spec.max_new_tokens);
+  // Both policies come from the same base: one tokenizer and format.
+  HERD_ASSIGN_OR_RETURN(model::ChatFormatter format, LoadFormatter(spec.policies.at(0), spec.text));
+  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(format, spec.prompts));
+  auto sp = Sampling(format, spec.temperature, spec.top_p, 0, spec.max_new_tokens);
   std::vector<std::vector<std::string>> texts(2);
   for (int m = 0; m < 2; ++m) {
     HERD_ASSIGN_OR_RETURN(auto pol, LoadPolicy(spec.policies[static_cast<size_t>(m)], spec.kv_budget_bytes));
     HERD_ASSIGN_OR_RETURN(auto out, Sample(*pol, prompts, 1, sp, spec.seed + 7919 * static_cast<uint64_t>(m)));
-    for (auto& per : out) texts[m].push_back(per.empty() ? "" : Text(per[0].tokens));
+    for (auto& per : out) texts[m].push_back(per.empty() ? "" : format.Text(per[0].tokens));
     ctx.Report({{"step", m + 1}, {"total_steps", 2}, {"stage", "generate"}});
     if (ctx.ShouldStop()) return Status::Aborted("stopped");
   }
@@ -208,11 +208,12 @@ Result<json> Generate(TaskContext& ctx) {
 
 Result<json> RejectionSampleTask(TaskContext& ctx) {
   HERD_ASSIGN_OR_RETURN(tasks::RejectionSampleSpec spec, tasks::DecodeRejectionSampleSpec(ctx.spec()));
-  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(spec.prompts));
+  HERD_ASSIGN_OR_RETURN(model::ChatFormatter format, LoadFormatter(spec.policy, spec.text));
+  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(format, spec.prompts));
   const int32_t k = static_cast<int32_t>(spec.k);
-  auto sp = Sampling(spec.temperature, spec.top_p, spec.top_k, spec.max_new_tokens);
+  auto sp = Sampling(format, spec.temperature, spec.top_p, spec.top_k, spec.max_new_tokens);
   HERD_ASSIGN_OR_RETURN(auto pol, LoadPolicy(spec.policy, spec.kv_budget_bytes));
-  HERD_ASSIGN_OR_RETURN(auto scorer, RmScorer::Load(spec.rm, spec.rm_id, MaxPromptLen(prompts),
+  HERD_ASSIGN_OR_RETURN(auto scorer, RmScorer::Load(spec.rm, spec.rm_id, format.end_of_turn(), MaxPromptLen(prompts),
                                                     sp.max_new_tokens + 1, k));
   generate::RejectionSamplingOptions ro;
   ro.num_samples = k;
@@ -229,7 +230,8 @@ Result<json> RejectionSampleTask(TaskContext& ctx) {
     for (size_t i = b; i < std::min(prompts.size(), b + chunk); ++i) {
       rp.push_back({static_cast<int64_t>(i), prompts[i].tokens});
     }
-    HERD_ASSIGN_OR_RETURN(auto rows, generate::RejectionSample(*pol->gen, *scorer, rp, ro, Text));
+    HERD_ASSIGN_OR_RETURN(auto rows, generate::RejectionSample(*pol->gen, *scorer, rp, ro,
+                                                                [&](const std::vector<int32_t>& t) { return format.Text(t); }));
     for (auto& r : rows) {
       tokens += static_cast<int64_t>(r.tokens.size());
       tasks::RejectionSampleResult::Sample s;
@@ -255,7 +257,9 @@ Result<json> RejectionSampleTask(TaskContext& ctx) {
 
 Result<json> Eval(TaskContext& ctx) {
   HERD_ASSIGN_OR_RETURN(tasks::EvalSpec spec, tasks::DecodeEvalSpec(ctx.spec()));
-  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(spec.prompts));
+  // The policy, the previous one, the base and the RM share one format.
+  HERD_ASSIGN_OR_RETURN(model::ChatFormatter format, LoadFormatter(spec.policy, spec.text));
+  HERD_ASSIGN_OR_RETURN(auto prompts, Prompts(format, spec.prompts));
   const Checker* checker = nullptr;
   if (!spec.checker.empty()) {
     checker = FindChecker(spec.checker);
@@ -263,8 +267,8 @@ Result<json> Eval(TaskContext& ctx) {
   }
   const uint64_t seed = spec.seed;
   const int64_t kv = spec.kv_budget_bytes;
-  auto greedy = Sampling(0.0, 1.0, 0, spec.max_new_tokens);
-  auto sampled = Sampling(spec.temperature, 1.0, 0, spec.max_new_tokens);
+  auto greedy = Sampling(format, 0.0, 1.0, 0, spec.max_new_tokens);
+  auto sampled = Sampling(format, spec.temperature, 1.0, 0, spec.max_new_tokens);
   const int32_t n_sampled = static_cast<int32_t>(spec.samples_per_prompt);
   json m = json::object();
   m["prompts"] = prompts.size();
@@ -278,14 +282,14 @@ Result<json> Eval(TaskContext& ctx) {
     HERD_ASSIGN_OR_RETURN(auto pol, LoadPolicy(*dir, kv));
     HERD_ASSIGN_OR_RETURN(auto g, Sample(*pol, prompts, 1, greedy, seed));
     auto& texts = greedy_text[which];
-    for (auto& per : g) texts.push_back(per.empty() ? "" : Text(per[0].tokens));
+    for (auto& per : g) texts.push_back(per.empty() ? "" : format.Text(per[0].tokens));
     if (std::string(which) == "policy" && checker && n_sampled > 0) {
       HERD_ASSIGN_OR_RETURN(auto s, Sample(*pol, prompts, n_sampled, sampled, seed + 1));
       double acc = 0;
       int64_t n = 0;
       for (size_t i = 0; i < prompts.size(); ++i) {
         for (const auto& x : s[i]) {
-          acc += checker->Score(prompts[i].text, Text(x.tokens)) >= 1.0;
+          acc += checker->Score(prompts[i].text, format.Text(x.tokens)) >= 1.0;
           ++n;
         }
       }
@@ -308,7 +312,7 @@ Result<json> Eval(TaskContext& ctx) {
   // The reward model: held-out pair accuracy, and scores of greedy answers.
   std::unique_ptr<RmScorer> rm;
   if (!spec.rm.empty()) {
-    HERD_ASSIGN_OR_RETURN(rm, RmScorer::Load(spec.rm, "", 2 * MaxPromptLen(prompts) + 64,
+    HERD_ASSIGN_OR_RETURN(rm, RmScorer::Load(spec.rm, "", format.end_of_turn(), 2 * MaxPromptLen(prompts) + 64,
                                              static_cast<int64_t>(greedy.max_new_tokens) * 4 + 64, 2));
   }
   std::vector<double> rm_policy, rm_prev;
@@ -317,7 +321,7 @@ Result<json> Eval(TaskContext& ctx) {
       if (!greedy_text.count(which)) continue;
       auto& out = std::string(which) == "policy" ? rm_policy : rm_prev;
       for (size_t i = 0; i < prompts.size(); ++i) {
-        auto pr = train::FormatResponse(prompts[i].messages, greedy_text[which][i]);
+        auto pr = train::FormatResponse(format, prompts[i].messages, greedy_text[which][i]);
         if (!pr.ok()) return pr.status();
         HERD_ASSIGN_OR_RETURN(auto s, rm->ScoreResponses(pr->prompt, {pr->response}));
         out.push_back(s[0]);
@@ -335,8 +339,8 @@ Result<json> Eval(TaskContext& ctx) {
       int64_t n = 0;
       for (const auto& r : rows) {
         HERD_ASSIGN_OR_RETURN(auto pm, ChatMessages(r.prompt, heldout + " prompt"));
-        auto c = train::FormatResponse(pm, r.chosen);
-        auto x = train::FormatResponse(pm, r.rejected);
+        auto c = train::FormatResponse(format, pm, r.chosen);
+        auto x = train::FormatResponse(format, pm, r.rejected);
         if (!c.ok() || !x.ok()) continue;
         HERD_ASSIGN_OR_RETURN(auto s, rm->ScoreResponses(c->prompt, {c->response, x->response}));
         right += s[0] > s[1];

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "workers/model/checkpoint.h"
+#include "workers/model/hf_tokenizer.h"
 #include "workers/model/tokenizer.h"
 #include "common/sha256.h"
 
@@ -77,12 +78,59 @@ Result<tasks::CheckpointInfo> DescribeCheckpoint(const std::string& dir) {
   return info;
 }
 
-Result<tasks::CheckpointInfo> SaveModel(model::LlamaModel& m, const std::string& dir) {
+Result<model::ChatFormatter> LoadFormatter(const std::string& checkpoint_dir,
+                                           const tasks::TextFormat& text) {
+  model::TextSource src;
+  src.tokenizer = text.tokenizer;
+  src.chat_format = text.chat_format;
+  auto f = model::LoadChatFormatter(checkpoint_dir, src);
+  if (!f.ok() && !text.empty()) return f.status().WithContext("spec.text");
+  return f;
+}
+
+namespace {
+
+// The contents of dir/name, or "" when it has no such file.
+Result<std::string> OptionalFile(const std::string& dir, const std::string& name) {
+  if (dir.empty()) return std::string();
+  const fs::path p = fs::path(dir) / name;
+  std::error_code ec;
+  if (!fs::exists(p, ec)) return std::string();
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return Status::IoError(p.string() + ": cannot open");
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+Result<tasks::CheckpointInfo> SaveModel(model::LlamaModel& m, const std::string& dir,
+                                        const model::ChatFormatter& format,
+                                        const std::string& source_dir,
+                                        const tasks::TextFormat& text) {
   model::SaveOptions so;
   so.overwrite = true;  // a retried task rewrites its own output directory
-  so.tokenizer_json = model::ByteTokenizer::TokenizerJson();
-  so.tokenizer_config_json = model::ByteTokenizer::TokenizerConfigJson();
-  so.generation_eos_token_ids = {model::kEotId};
+  so.tokenizer_json = format.tokenizer().json();
+  HERD_ASSIGN_OR_RETURN(so.tokenizer_config_json, OptionalFile(source_dir, "tokenizer_config.json"));
+  if (so.tokenizer_config_json.empty() && &format.tokenizer() == model::ByteTokenizer::Shared().get()) {
+    so.tokenizer_config_json = model::ByteTokenizer::TokenizerConfigJson();
+  }
+  if (text.chat_format.empty()) {
+    HERD_ASSIGN_OR_RETURN(so.chat_template_jinja, OptionalFile(source_dir, "chat_template.jinja"));
+  } else {
+    // The run chose the format: the checkpoint says so in its own template.
+    json cfg = json::object();
+    if (!so.tokenizer_config_json.empty()) {
+      cfg = json::parse(so.tokenizer_config_json, nullptr, /*allow_exceptions=*/false);
+      if (cfg.is_discarded() || !cfg.is_object()) {
+        return Status::InvalidArgument(source_dir + "/tokenizer_config.json: not a JSON object");
+      }
+    }
+    cfg["chat_template"] = model::ChatTemplateJinja(format.chat_template());
+    so.tokenizer_config_json = cfg.dump(2) + "\n";
+  }
+  const int64_t eos = m.config().eos_token_id;
+  so.generation_eos_token_ids = {eos};
+  if (format.end_of_turn() != eos) so.generation_eos_token_ids.push_back(format.end_of_turn());
   HERD_RETURN_IF_ERROR(model::SaveCheckpoint(dir, m.config(), m.ParamViews(), model::DType::kF32, so));
   return DescribeCheckpoint(dir);
 }

@@ -25,9 +25,22 @@ Result<std::vector<model::ChatMessage>> ChatMessages(const std::vector<tasks::Me
 Result<std::unique_ptr<model::LlamaModel>> LoadModel(const std::string& dir, int64_t max_batch,
                                                      int64_t max_seq, bool as_reward_model = false);
 
-// Saves the model as an HF checkpoint (fp32, with herd's tokenizer files and
-// generation config) and describes it for the task's result.
-Result<tasks::CheckpointInfo> SaveModel(model::LlamaModel& m, const std::string& dir);
+// The chat formatter of the checkpoint a task reads (its tokenizer.json and
+// chat template), with the run's overrides (spec.text).
+Result<model::ChatFormatter> LoadFormatter(const std::string& checkpoint_dir,
+                                           const tasks::TextFormat& text);
+
+// Saves the model as an HF checkpoint (fp32) that carries the text files of
+// the checkpoint it was trained from (`source_dir`): the formatter's
+// tokenizer.json, source's tokenizer_config.json and chat_template.jinja
+// (the template replaced by herd's rendering of `text.chat_format` when the
+// run overrides it), and a generation config that stops on the format's
+// end of turn. An empty source_dir: a model trained from scratch, with the
+// formatter's files only. Describes it for the task's result.
+Result<tasks::CheckpointInfo> SaveModel(model::LlamaModel& m, const std::string& dir,
+                                        const model::ChatFormatter& format,
+                                        const std::string& source_dir,
+                                        const tasks::TextFormat& text);
 
 // sha256 digest of a directory's files (stable across copies), its size
 // and its config.json's digest.

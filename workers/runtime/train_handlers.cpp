@@ -98,7 +98,8 @@ Result<std::vector<train::Strength>> Strengths(const std::vector<std::string>& n
 }
 
 // Preference pair rows (tasks/datasets.h) → ranked RM samples.
-Result<std::vector<train::RankedSample>> RankedSamples(const std::vector<tasks::PairRow>& rows,
+Result<std::vector<train::RankedSample>> RankedSamples(const model::ChatFormatter& format,
+                                                       const std::vector<tasks::PairRow>& rows,
                                                        const std::string& path) {
   std::vector<train::RankedSample> out;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -107,7 +108,7 @@ Result<std::vector<train::RankedSample>> RankedSamples(const std::vector<tasks::
     HERD_ASSIGN_OR_RETURN(auto prompt, ChatMessages(r.prompt, where + " prompt"));
     auto strength = train::ParseStrength(r.strength);
     if (!strength.ok()) return strength.status().WithContext(where);
-    HERD_ASSIGN_OR_RETURN(auto s, train::RankedSampleFromChat(r.id, prompt, r.chosen, r.rejected,
+    HERD_ASSIGN_OR_RETURN(auto s, train::RankedSampleFromChat(format, r.id, prompt, r.chosen, r.rejected,
                                                               r.edited.value_or(""), *strength));
     out.push_back(std::move(s));
   }
@@ -118,11 +119,12 @@ Result<json> TrainSft(TaskContext& ctx) {
   HERD_ASSIGN_OR_RETURN(tasks::TrainSpec spec, tasks::DecodeTrainSpec(ctx.spec()));
   const train::TrainerOptions opts = TrainerOptionsFrom(spec.hparams);
   HERD_ASSIGN_OR_RETURN(auto rows, tasks::ReadConversationRows(spec.dataset));
+  HERD_ASSIGN_OR_RETURN(model::ChatFormatter format, LoadFormatter(spec.base, spec.text));
   std::vector<train::SftExample> examples;
   for (size_t i = 0; i < rows.size(); ++i) {
     std::string where = spec.dataset + ":" + std::to_string(i + 1);
     HERD_ASSIGN_OR_RETURN(auto msgs, ChatMessages(rows[i].messages, where + " messages"));
-    auto ex = train::SftExampleFromChat(msgs);
+    auto ex = train::SftExampleFromChat(format, msgs);
     if (!ex.ok()) return ex.status().WithContext(where);
     examples.push_back(std::move(ex).value());
   }
@@ -134,7 +136,7 @@ Result<json> TrainSft(TaskContext& ctx) {
   tasks::TrainResult res;
   HERD_ASSIGN_OR_RETURN(res.metrics, RunTrainer(ctx, *m, *obj, nullptr, opts));
   res.metrics["examples"] = obj->size();
-  HERD_ASSIGN_OR_RETURN(res.checkpoint, SaveModel(*m, spec.out));
+  HERD_ASSIGN_OR_RETURN(res.checkpoint, SaveModel(*m, spec.out, format, spec.base, spec.text));
   return tasks::ToJson(res);
 }
 
@@ -145,11 +147,12 @@ Result<json> TrainRm(TaskContext& ctx) {
   HERD_ASSIGN_OR_RETURN(ro.strengths, Strengths(spec.strengths));
   ro.use_margin = spec.margin;
   HERD_ASSIGN_OR_RETURN(auto rows, tasks::ReadPairRows(spec.dataset));
-  HERD_ASSIGN_OR_RETURN(auto samples, RankedSamples(rows, spec.dataset));
+  HERD_ASSIGN_OR_RETURN(model::ChatFormatter format, LoadFormatter(spec.base, spec.text));
+  HERD_ASSIGN_OR_RETURN(auto samples, RankedSamples(format, rows, spec.dataset));
   std::vector<train::RankedSample> heldout;
   if (!spec.heldout.empty()) {
     HERD_ASSIGN_OR_RETURN(auto hrows, tasks::ReadPairRows(spec.heldout));
-    HERD_ASSIGN_OR_RETURN(heldout, RankedSamples(hrows, spec.heldout));
+    HERD_ASSIGN_OR_RETURN(heldout, RankedSamples(format, hrows, spec.heldout));
   }
   HERD_ASSIGN_OR_RETURN(auto m, LoadModel(spec.base, opts.batch_rows, opts.seq_len, /*as_reward_model=*/true));
   auto obj = train::MakeRewardObjective(std::move(samples), ro);
@@ -160,7 +163,7 @@ Result<json> TrainRm(TaskContext& ctx) {
   if (res.metrics.contains("eval") && res.metrics["eval"].contains("accuracy")) {
     res.metrics["heldout_accuracy"] = res.metrics["eval"]["accuracy"];
   }
-  HERD_ASSIGN_OR_RETURN(res.checkpoint, SaveModel(*m, spec.out));
+  HERD_ASSIGN_OR_RETURN(res.checkpoint, SaveModel(*m, spec.out, format, spec.base, spec.text));
   return tasks::ToJson(res);
 }
 
@@ -174,6 +177,7 @@ Result<json> TrainDpo(TaskContext& ctx) {
   dopt.nll_alpha = spec.nll_alpha;
   dopt.mask_formatting = spec.mask_formatting;
   HERD_ASSIGN_OR_RETURN(auto rows, tasks::ReadPairRows(spec.dataset));
+  HERD_ASSIGN_OR_RETURN(model::ChatFormatter format, LoadFormatter(spec.base, spec.text));
   std::vector<train::DpoSample> samples;
   for (size_t i = 0; i < rows.size(); ++i) {
     const tasks::PairRow& r = rows[i];
@@ -183,7 +187,7 @@ Result<json> TrainDpo(TaskContext& ctx) {
     if (std::find(keep.begin(), keep.end(), *strength) == keep.end()) continue;
     if (r.chosen == r.rejected) continue;  // nothing to prefer
     HERD_ASSIGN_OR_RETURN(auto prompt, ChatMessages(r.prompt, where + " prompt"));
-    auto s = train::DpoSampleFromChat(r.id, prompt, r.chosen, r.rejected);
+    auto s = train::DpoSampleFromChat(format, r.id, prompt, r.chosen, r.rejected);
     if (!s.ok()) return s.status().WithContext(where);
     samples.push_back(std::move(s).value());
   }
@@ -200,7 +204,7 @@ Result<json> TrainDpo(TaskContext& ctx) {
   auto obj = train::MakeDpoObjective(std::move(samples), dopt, table);
   tasks::TrainResult res;
   HERD_ASSIGN_OR_RETURN(res.metrics, RunTrainer(ctx, *m, *obj, nullptr, opts));
-  HERD_ASSIGN_OR_RETURN(res.checkpoint, SaveModel(*m, spec.out));
+  HERD_ASSIGN_OR_RETURN(res.checkpoint, SaveModel(*m, spec.out, format, spec.base, spec.text));
   return tasks::ToJson(res);
 }
 
@@ -217,11 +221,14 @@ struct Selection {
   int64_t B = tasks::kDefaultBatchRows, T = tasks::kDefaultSeqLen;
 };
 
-Result<Selection> ReadSelection(const tasks::AverageSelect& sel) {
+// The inputs are herd's checkpoints: they carry the run's tokenizer and
+// chat template, so the first one's formatter reads the selection pairs.
+Result<Selection> ReadSelection(const tasks::AverageSelect& sel, const std::string& first_input) {
   Selection s;
+  HERD_ASSIGN_OR_RETURN(model::ChatFormatter format, LoadFormatter(first_input, {}));
   HERD_ASSIGN_OR_RETURN(s.ro.strengths, Strengths(sel.strengths));
   HERD_ASSIGN_OR_RETURN(auto rows, tasks::ReadPairRows(sel.dataset));
-  HERD_ASSIGN_OR_RETURN(s.pairs, RankedSamples(rows, sel.dataset));
+  HERD_ASSIGN_OR_RETURN(s.pairs, RankedSamples(format, rows, sel.dataset));
   s.B = sel.batch_rows;
   s.T = sel.seq_len;
   return s;
@@ -260,7 +267,7 @@ Result<json> Average(TaskContext& ctx) {
   for (size_t i = 0; i < chosen.size(); ++i) chosen[i] = i;
   std::optional<train::AverageReport> written;  // set once out holds the average of `chosen`
   if (greedy) {
-    HERD_ASSIGN_OR_RETURN(Selection sel, ReadSelection(*spec.select));
+    HERD_ASSIGN_OR_RETURN(Selection sel, ReadSelection(*spec.select, spec.inputs.at(0)));
     std::vector<double> acc(inputs.size());
     int64_t pairs = 0;
     for (size_t i = 0; i < inputs.size(); ++i) {

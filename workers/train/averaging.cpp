@@ -174,7 +174,7 @@ Result<AverageReport> AverageCheckpoints(const std::vector<AverageInput>& inputs
 
   const fs::path first(inputs[0].dir);
   for (const char* name : {"config.json", "generation_config.json", "tokenizer.json",
-                           "tokenizer_config.json", "special_tokens_map.json"}) {
+                           "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}) {
     HERD_RETURN_IF_ERROR(CopyIfPresent(first, partial.path, name));
   }
 

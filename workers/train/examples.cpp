@@ -4,21 +4,23 @@
 
 namespace herd::train {
 
-Result<SftExample> SftExampleFromChat(const std::vector<model::ChatMessage>& messages) {
+Result<SftExample> SftExampleFromChat(const model::ChatFormatter& format,
+                                      const std::vector<model::ChatMessage>& messages) {
   const bool has_assistant =
       std::any_of(messages.begin(), messages.end(),
                   [](const model::ChatMessage& m) { return m.role == model::Role::kAssistant; });
   if (!has_assistant) {
     return Status::InvalidArgument("messages: no assistant turn to train on");
   }
-  HERD_ASSIGN_OR_RETURN(model::ChatTokens t, model::FormatChat(messages));
+  HERD_ASSIGN_OR_RETURN(model::ChatTokens t, format.Format(messages));
   SftExample ex;
   ex.tokens = std::move(t.ids);
   ex.train = std::move(t.sft_target);
   return ex;
 }
 
-Result<PromptAndResponse> FormatResponse(const std::vector<model::ChatMessage>& prompt_messages,
+Result<PromptAndResponse> FormatResponse(const model::ChatFormatter& format,
+                                         const std::vector<model::ChatMessage>& prompt_messages,
                                          std::string_view response_text) {
   if (prompt_messages.empty()) return Status::InvalidArgument("prompt: no messages");
   if (prompt_messages.back().role == model::Role::kAssistant) {
@@ -26,10 +28,10 @@ Result<PromptAndResponse> FormatResponse(const std::vector<model::ChatMessage>& 
   }
   model::ChatFormatOptions gen;
   gen.add_generation_prompt = true;
-  HERD_ASSIGN_OR_RETURN(model::ChatTokens prompt, model::FormatChat(prompt_messages, gen));
+  HERD_ASSIGN_OR_RETURN(model::ChatTokens prompt, format.Format(prompt_messages, gen));
   std::vector<model::ChatMessage> full = prompt_messages;
   full.push_back({model::Role::kAssistant, std::string(response_text)});
-  HERD_ASSIGN_OR_RETURN(model::ChatTokens whole, model::FormatChat(full));
+  HERD_ASSIGN_OR_RETURN(model::ChatTokens whole, format.Format(full));
   // The conversation with the answer must extend the prompt token for token;
   // anything else would mean the formatter and this split disagree.
   if (whole.size() <= prompt.size() ||
@@ -39,17 +41,22 @@ Result<PromptAndResponse> FormatResponse(const std::vector<model::ChatMessage>& 
   PromptAndResponse out;
   out.prompt = std::move(prompt.ids);
   const auto off = static_cast<std::ptrdiff_t>(out.prompt.size());
-  out.response.assign(whole.ids.begin() + off, whole.ids.end());
-  out.response_formatting.assign(whole.is_formatting.begin() + off, whole.is_formatting.end());
+  // The response ends at its end-of-turn token (the answer's own, the first
+  // one after the prompt).
+  auto end = std::find(whole.ids.begin() + off, whole.ids.end(), format.end_of_turn());
+  if (end == whole.ids.end()) return Status::Internal("chat format: the answer has no end-of-turn token");
+  const auto len = end + 1 - whole.ids.begin();
+  out.response.assign(whole.ids.begin() + off, whole.ids.begin() + len);
+  out.response_formatting.assign(whole.is_formatting.begin() + off, whole.is_formatting.begin() + len);
   return out;
 }
 
-Result<DpoSample> DpoSampleFromChat(const std::string& pair_id,
+Result<DpoSample> DpoSampleFromChat(const model::ChatFormatter& format, const std::string& pair_id,
                                     const std::vector<model::ChatMessage>& prompt_messages,
                                     std::string_view chosen, std::string_view rejected) {
-  auto c = FormatResponse(prompt_messages, chosen);
+  auto c = FormatResponse(format, prompt_messages, chosen);
   if (!c.ok()) return c.status().WithContext("pair '" + pair_id + "'");
-  auto r = FormatResponse(prompt_messages, rejected);
+  auto r = FormatResponse(format, prompt_messages, rejected);
   if (!r.ok()) return r.status().WithContext("pair '" + pair_id + "'");
   DpoSample s;
   s.pair_id = pair_id;
@@ -61,7 +68,8 @@ Result<DpoSample> DpoSampleFromChat(const std::string& pair_id,
   return s;
 }
 
-Result<RankedSample> RankedSampleFromChat(const std::string& pair_id,
+Result<RankedSample> RankedSampleFromChat(const model::ChatFormatter& format,
+                                          const std::string& pair_id,
                                           const std::vector<model::ChatMessage>& prompt_messages,
                                           std::string_view chosen, std::string_view rejected,
                                           std::string_view edited, Strength strength) {
@@ -73,7 +81,7 @@ Result<RankedSample> RankedSampleFromChat(const std::string& pair_id,
   ranked.push_back(chosen);
   ranked.push_back(rejected);
   for (auto text : ranked) {
-    auto pr = FormatResponse(prompt_messages, text);
+    auto pr = FormatResponse(format, prompt_messages, text);
     if (!pr.ok()) return pr.status().WithContext("pair '" + pair_id + "'");
     if (s.prompt.empty()) s.prompt = std::move(pr->prompt);
     s.responses.push_back(std::move(pr->response));

@@ -2,6 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/testing/temp_dir.h"
+#include "workers/model/hf_tokenizer.h"
 #include "workers/model/tokenizer.h"
 
 namespace herd::model {
@@ -119,6 +126,184 @@ TEST(ChatFormat, ReusesTheOutput) {
   EXPECT_EQ(t.size(), 1u + 8u + 1u + 1u);
   EXPECT_EQ(t.is_formatting.size(), t.size());
   EXPECT_EQ(t.role.size(), t.size());
+}
+
+// ---- chat templates --------------------------------------------------------
+
+// SmolLM2-Instruct's template as the GGUF carries it (newlines are real).
+constexpr const char* kSmolTemplate =
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+    "Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+TEST(ChatTemplate, DetectsChatMLWithItsDefaultSystemPrompt) {
+  auto t = DetectChatTemplate(kSmolTemplate);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->kind, ChatTemplateKind::kChatML);
+  EXPECT_EQ(t->default_system, "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
+  EXPECT_FALSE(t->trim_content);
+}
+
+TEST(ChatTemplate, DetectsLlama3AndWhetherItTrims) {
+  const auto cfg = nlohmann::json::parse(ByteTokenizer::TokenizerConfigJson());
+  auto herd = DetectChatTemplate(cfg["chat_template"].get<std::string>());
+  ASSERT_TRUE(herd.ok()) << herd.status().ToString();
+  EXPECT_EQ(herd->kind, ChatTemplateKind::kLlama3);
+  EXPECT_FALSE(herd->trim_content);  // herd's own keeps content byte for byte
+
+  auto meta = DetectChatTemplate(
+      "{% for message in messages %}{% set content = '<|start_header_id|>' + message['role'] + "
+      "'<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{{ content }}{% endfor %}");
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  EXPECT_EQ(meta->kind, ChatTemplateKind::kLlama3);
+  EXPECT_TRUE(meta->trim_content);
+}
+
+TEST(ChatTemplate, UnknownTemplatesAreClearErrors) {
+  auto unknown = DetectChatTemplate("{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("chat_format"), std::string::npos)
+      << unknown.status().message();
+  EXPECT_NE(unknown.status().message().find("[INST]"), std::string::npos);  // shows what it saw
+
+  auto l31 = DetectChatTemplate(
+      "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023<|eot_id|>");
+  ASSERT_FALSE(l31.ok());
+  EXPECT_NE(l31.status().message().find("Llama 3.1"), std::string::npos);
+
+  EXPECT_FALSE(ParseChatTemplateName("mistral").ok());
+  EXPECT_EQ(*ParseChatTemplateName("chatml"), ChatTemplateKind::kChatML);
+}
+
+TEST(ChatTemplate, HerdsJinjaIsDetectedAsWhatItRenders) {
+  for (const ChatTemplate& t : {ChatTemplate{ChatTemplateKind::kLlama3, "", false},
+                                ChatTemplate{ChatTemplateKind::kLlama3, "", true},
+                                ChatTemplate{ChatTemplateKind::kChatML, "", false},
+                                ChatTemplate{ChatTemplateKind::kChatML, "Be kind.", false}}) {
+    auto back = DetectChatTemplate(ChatTemplateJinja(t));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->kind, t.kind);
+    EXPECT_EQ(back->default_system, t.default_system);
+    EXPECT_EQ(back->trim_content, t.trim_content);
+  }
+}
+
+// Bytes (ids 0..255) plus ChatML's two markers, to check the ChatML layout
+// token by token without a BPE vocabulary.
+class ChatMLBytes final : public Tokenizer {
+ public:
+  static constexpr int32_t kStart = 256, kEnd = 257;
+  int32_t vocab_size() const override { return 258; }
+  std::optional<int32_t> TokenId(std::string_view t) const override {
+    if (t == "<|im_start|>") return kStart;
+    if (t == "<|im_end|>") return kEnd;
+    return std::nullopt;
+  }
+  bool IsSpecial(int32_t id) const override { return id >= 256; }
+  void EncodeAppend(std::string_view text, std::vector<int32_t>* out,
+                    const EncodeOptions&) const override {
+    for (unsigned char c : text) out->push_back(c);
+  }
+  Result<std::string> DecodeBytes(const std::vector<int32_t>& ids, bool skip) const override {
+    std::string s;
+    for (int32_t id : ids) {
+      if (id < 256) s.push_back(static_cast<char>(id));
+      else if (!skip) s += id == kStart ? "<|im_start|>" : "<|im_end|>";
+    }
+    return s;
+  }
+  const std::string& json() const override { return json_; }
+
+ private:
+  std::string json_ = "{}";
+};
+
+TEST(ChatFormatChatML, ExactIdsMasksAndTheDefaultSystemTurn) {
+  auto f = ChatFormatter::Create(std::make_shared<ChatMLBytes>(),
+                                 ChatTemplate{ChatTemplateKind::kChatML, "Sys.", false});
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->bos(), -1);  // ChatML has no BOS
+  EXPECT_EQ(f->end_of_turn(), ChatMLBytes::kEnd);
+  ChatFormatOptions o;
+  o.add_generation_prompt = false;
+  auto t = f->Format({{Role::kUser, "Hi"}, {Role::kAssistant, "Yo"}}, o);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+
+  Expect e;
+  auto turn = [&](std::string_view role, std::string_view content, int32_t m, bool sft) {
+    e.Id(ChatMLBytes::kStart, true, false, m);
+    e.Add(role, true, false, m);
+    e.Add("\n", true, false, m);
+    e.Add(content, false, sft, m);
+    e.Id(ChatMLBytes::kEnd, true, sft, m);  // the end of turn: trained for the assistant
+    e.Add("\n", true, false, m);            // after it: formatting, never trained
+  };
+  turn("system", "Sys.", -1, false);  // the template's default, before message 0
+  turn("user", "Hi", 0, false);
+  turn("assistant", "Yo", 1, true);
+  EXPECT_EQ(t->ids, e.ids);
+  EXPECT_EQ(t->is_formatting, e.fmt);
+  EXPECT_EQ(t->sft_target, e.sft);
+  EXPECT_EQ(t->message_index, e.msg);
+
+  // A conversation that has its own system turn gets no default; tool
+  // output is "tool" in ChatML; the generation prompt is the bare header.
+  o.add_generation_prompt = true;
+  auto own = f->Format({{Role::kSystem, "S"}, {Role::kIpython, "42"}}, o);
+  ASSERT_TRUE(own.ok());
+  auto text = f->tokenizer().DecodeBytes(own->ids);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text,
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>tool\n42<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(own->message_index.back(), 2);
+}
+
+TEST(ChatFormatChatML, ATokenizerWithoutTheMarkersIsRefused) {
+  auto f = ChatFormatter::Create(ByteTokenizer::Shared(), ChatTemplate{ChatTemplateKind::kChatML, "", false});
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("<|im_start|>"), std::string::npos) << f.status().message();
+}
+
+TEST(ChatFormatLlama3, TrimmingTemplatesTrimContent) {
+  auto f = ChatFormatter::Create(ByteTokenizer::Shared(), ChatTemplate{ChatTemplateKind::kLlama3, "", true});
+  ASSERT_TRUE(f.ok());
+  auto trimmed = f->Format({{Role::kUser, "  hi \n"}});
+  auto plain = FormatChat({{Role::kUser, "hi"}});
+  ASSERT_TRUE(trimmed.ok() && plain.ok());
+  EXPECT_EQ(trimmed->ids, plain->ids);
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+TEST(LoadChatFormatter, ByteCheckpointsAndClearErrors) {
+  testing::TempDir dir("chatfmt");
+  const std::string d = dir.path();
+  // No tokenizer.json, herd's byte vocabulary: the byte tokenizer, Llama 3.
+  WriteText(d + "/config.json", R"({"vocab_size": 264})");
+  auto bytes = LoadChatFormatter(d);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  EXPECT_EQ(bytes->end_of_turn(), kEotId);
+  EXPECT_EQ(bytes->chat_template().kind, ChatTemplateKind::kLlama3);
+  // An override of the format that the tokenizer cannot do.
+  auto chatml = LoadChatFormatter(d, {"", "chatml"});
+  ASSERT_FALSE(chatml.ok());
+  EXPECT_NE(chatml.status().message().find("<|im_start|>"), std::string::npos);
+  auto bad = LoadChatFormatter(d, {"", "vicuna"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("chat_format"), std::string::npos) << bad.status().message();
+
+  // Another vocabulary and no tokenizer: refused, not read as bytes.
+  WriteText(d + "/config.json", R"({"vocab_size": 32000})");
+  auto none = LoadChatFormatter(d);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("no tokenizer.json"), std::string::npos);
+  auto missing = LoadChatFormatter(d, {d + "/nowhere.json", ""});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("nowhere.json"), std::string::npos);
 }
 
 }  // namespace

@@ -139,7 +139,7 @@ TEST_F(TrainHandlersTest, GreedyAverageLeavesOutAVariantThatHurts) {
         for (int64_t i = 0; i < v.numel(); ++i) v.data[i] *= sign;
       }
     }
-    ASSERT_TRUE(SaveModel(**m, dir).ok());
+    ASSERT_TRUE(SaveModel(**m, dir, model::ChatFormatter::Bytes(), "", {}).ok());
   }
   const tasks::AverageSelect select{.dataset = Pairs(), .batch_rows = 2, .seq_len = 64};
   std::string out = (dir_ / "soup").string();
