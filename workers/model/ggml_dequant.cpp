@@ -21,8 +21,8 @@ struct TypeRow {
   int64_t block_bytes;
 };
 
-constexpr int64_t kQK = 32;    // elements per block of the legacy quants
-constexpr int64_t kQK_K = 256; // elements per super-block of the K-quants
+constexpr int64_t kQK = 32;     // elements per block of the legacy quants
+constexpr int64_t kQK_K = 256;  // elements per super-block of the K-quants
 
 constexpr TypeRow kTypes[] = {
     {GgmlType::kF32, "F32", 1, 4},
@@ -244,9 +244,17 @@ bool GgmlBlockLayout(GgmlType t, int64_t* block_elems, int64_t* block_bytes) {
 
 bool CanDequantize(GgmlType t) {
   switch (t) {
-    case GgmlType::kF32: case GgmlType::kF16: case GgmlType::kBF16:
-    case GgmlType::kQ4_0: case GgmlType::kQ4_1: case GgmlType::kQ5_0: case GgmlType::kQ5_1:
-    case GgmlType::kQ8_0: case GgmlType::kQ4_K: case GgmlType::kQ5_K: case GgmlType::kQ6_K:
+    case GgmlType::kF32:
+    case GgmlType::kF16:
+    case GgmlType::kBF16:
+    case GgmlType::kQ4_0:
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_0:
+    case GgmlType::kQ5_1:
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K:
+    case GgmlType::kQ6_K:
       return true;
     default:
       return false;
@@ -275,15 +283,32 @@ Status DequantizeGgml(GgmlType t, const std::byte* src, int64_t n, float* out) {
     case GgmlType::kBF16:
       for (int64_t i = 0; i < n; ++i) out[i] = Bf16ToFloat(U16(b + 2 * i));
       break;
-    case GgmlType::kQ4_0: DequantQ4_0(b, nb, out); break;
-    case GgmlType::kQ4_1: DequantQ4_1(b, nb, out); break;
-    case GgmlType::kQ5_0: DequantQ5_0(b, nb, out); break;
-    case GgmlType::kQ5_1: DequantQ5_1(b, nb, out); break;
-    case GgmlType::kQ8_0: DequantQ8_0(b, nb, out); break;
-    case GgmlType::kQ4_K: DequantQ4_K(b, nb, out); break;
-    case GgmlType::kQ5_K: DequantQ5_K(b, nb, out); break;
-    case GgmlType::kQ6_K: DequantQ6_K(b, nb, out); break;
-    default: break;
+    case GgmlType::kQ4_0:
+      DequantQ4_0(b, nb, out);
+      break;
+    case GgmlType::kQ4_1:
+      DequantQ4_1(b, nb, out);
+      break;
+    case GgmlType::kQ5_0:
+      DequantQ5_0(b, nb, out);
+      break;
+    case GgmlType::kQ5_1:
+      DequantQ5_1(b, nb, out);
+      break;
+    case GgmlType::kQ8_0:
+      DequantQ8_0(b, nb, out);
+      break;
+    case GgmlType::kQ4_K:
+      DequantQ4_K(b, nb, out);
+      break;
+    case GgmlType::kQ5_K:
+      DequantQ5_K(b, nb, out);
+      break;
+    case GgmlType::kQ6_K:
+      DequantQ6_K(b, nb, out);
+      break;
+    default:
+      break;
   }
   return Status::Ok();
 }

@@ -65,12 +65,25 @@ class Cursor {
 // The smallest encoding of one value of type t (to bound array counts).
 uint64_t MinValueBytes(GgufValueType t) {
   switch (t) {
-    case GgufValueType::kU8: case GgufValueType::kI8: case GgufValueType::kBool: return 1;
-    case GgufValueType::kU16: case GgufValueType::kI16: return 2;
-    case GgufValueType::kU32: case GgufValueType::kI32: case GgufValueType::kF32: return 4;
-    case GgufValueType::kU64: case GgufValueType::kI64: case GgufValueType::kF64: return 8;
-    case GgufValueType::kString: return 8;
-    case GgufValueType::kArray: return 12;
+    case GgufValueType::kU8:
+    case GgufValueType::kI8:
+    case GgufValueType::kBool:
+      return 1;
+    case GgufValueType::kU16:
+    case GgufValueType::kI16:
+      return 2;
+    case GgufValueType::kU32:
+    case GgufValueType::kI32:
+    case GgufValueType::kF32:
+      return 4;
+    case GgufValueType::kU64:
+    case GgufValueType::kI64:
+    case GgufValueType::kF64:
+      return 8;
+    case GgufValueType::kString:
+      return 8;
+    case GgufValueType::kArray:
+      return 12;
   }
   return 1;
 }
@@ -80,22 +93,55 @@ bool KnownValueType(uint32_t t) { return t <= static_cast<uint32_t>(GgufValueTyp
 Status ReadValue(Cursor& c, GgufValueType type, const std::string& what, int depth, GgufValue* v) {
   v->type = type;
   switch (type) {
-    case GgufValueType::kU8: { HERD_ASSIGN_OR_RETURN(v->u, c.Scalar<uint8_t>(what)); break; }
-    case GgufValueType::kI8: { HERD_ASSIGN_OR_RETURN(v->i, c.Scalar<int8_t>(what)); break; }
-    case GgufValueType::kU16: { HERD_ASSIGN_OR_RETURN(v->u, c.Scalar<uint16_t>(what)); break; }
-    case GgufValueType::kI16: { HERD_ASSIGN_OR_RETURN(v->i, c.Scalar<int16_t>(what)); break; }
-    case GgufValueType::kU32: { HERD_ASSIGN_OR_RETURN(v->u, c.Scalar<uint32_t>(what)); break; }
-    case GgufValueType::kI32: { HERD_ASSIGN_OR_RETURN(v->i, c.Scalar<int32_t>(what)); break; }
-    case GgufValueType::kU64: { HERD_ASSIGN_OR_RETURN(v->u, c.Scalar<uint64_t>(what)); break; }
-    case GgufValueType::kI64: { HERD_ASSIGN_OR_RETURN(v->i, c.Scalar<int64_t>(what)); break; }
-    case GgufValueType::kF32: { HERD_ASSIGN_OR_RETURN(v->f, c.Scalar<float>(what)); break; }
-    case GgufValueType::kF64: { HERD_ASSIGN_OR_RETURN(v->f, c.Scalar<double>(what)); break; }
+    case GgufValueType::kU8: {
+      HERD_ASSIGN_OR_RETURN(v->u, c.Scalar<uint8_t>(what));
+      break;
+    }
+    case GgufValueType::kI8: {
+      HERD_ASSIGN_OR_RETURN(v->i, c.Scalar<int8_t>(what));
+      break;
+    }
+    case GgufValueType::kU16: {
+      HERD_ASSIGN_OR_RETURN(v->u, c.Scalar<uint16_t>(what));
+      break;
+    }
+    case GgufValueType::kI16: {
+      HERD_ASSIGN_OR_RETURN(v->i, c.Scalar<int16_t>(what));
+      break;
+    }
+    case GgufValueType::kU32: {
+      HERD_ASSIGN_OR_RETURN(v->u, c.Scalar<uint32_t>(what));
+      break;
+    }
+    case GgufValueType::kI32: {
+      HERD_ASSIGN_OR_RETURN(v->i, c.Scalar<int32_t>(what));
+      break;
+    }
+    case GgufValueType::kU64: {
+      HERD_ASSIGN_OR_RETURN(v->u, c.Scalar<uint64_t>(what));
+      break;
+    }
+    case GgufValueType::kI64: {
+      HERD_ASSIGN_OR_RETURN(v->i, c.Scalar<int64_t>(what));
+      break;
+    }
+    case GgufValueType::kF32: {
+      HERD_ASSIGN_OR_RETURN(v->f, c.Scalar<float>(what));
+      break;
+    }
+    case GgufValueType::kF64: {
+      HERD_ASSIGN_OR_RETURN(v->f, c.Scalar<double>(what));
+      break;
+    }
     case GgufValueType::kBool: {
       HERD_ASSIGN_OR_RETURN(uint8_t b, c.Scalar<uint8_t>(what));
       v->i = b != 0;
       break;
     }
-    case GgufValueType::kString: { HERD_ASSIGN_OR_RETURN(v->s, c.String(what)); break; }
+    case GgufValueType::kString: {
+      HERD_ASSIGN_OR_RETURN(v->s, c.String(what));
+      break;
+    }
     case GgufValueType::kArray: {
       if (depth >= kMaxArrayDepth) return Status::DataLoss(what + ": arrays nested too deep");
       HERD_ASSIGN_OR_RETURN(uint32_t et, c.Scalar<uint32_t>(what + " (array type)"));
@@ -120,7 +166,7 @@ Status ReadValue(Cursor& c, GgufValueType type, const std::string& what, int dep
 }  // namespace
 
 const char* GgufValueTypeName(GgufValueType t) {
-  static const char* const kNames[] = {"u8",  "i8",     "u16",   "i16", "u32", "i32", "f32",
+  static const char* const kNames[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                        "bool", "string", "array", "u64", "i64", "f64"};
   const auto i = static_cast<uint32_t>(t);
   return i < sizeof(kNames) / sizeof(kNames[0]) ? kNames[i] : "unknown";
@@ -128,9 +174,14 @@ const char* GgufValueTypeName(GgufValueType t) {
 
 bool GgufValue::is_integer() const {
   switch (type) {
-    case GgufValueType::kU8: case GgufValueType::kI8: case GgufValueType::kU16:
-    case GgufValueType::kI16: case GgufValueType::kU32: case GgufValueType::kI32:
-    case GgufValueType::kU64: case GgufValueType::kI64:
+    case GgufValueType::kU8:
+    case GgufValueType::kI8:
+    case GgufValueType::kU16:
+    case GgufValueType::kI16:
+    case GgufValueType::kU32:
+    case GgufValueType::kI32:
+    case GgufValueType::kU64:
+    case GgufValueType::kI64:
       return true;
     default:
       return false;
@@ -139,22 +190,28 @@ bool GgufValue::is_integer() const {
 
 std::string GgufValue::Describe() const {
   switch (type) {
-    case GgufValueType::kU8: case GgufValueType::kU16: case GgufValueType::kU32:
+    case GgufValueType::kU8:
+    case GgufValueType::kU16:
+    case GgufValueType::kU32:
     case GgufValueType::kU64:
       return std::to_string(u);
-    case GgufValueType::kI8: case GgufValueType::kI16: case GgufValueType::kI32:
+    case GgufValueType::kI8:
+    case GgufValueType::kI16:
+    case GgufValueType::kI32:
     case GgufValueType::kI64:
       return std::to_string(i);
     case GgufValueType::kBool:
       return i ? "true" : "false";
-    case GgufValueType::kF32: case GgufValueType::kF64: {
+    case GgufValueType::kF32:
+    case GgufValueType::kF64: {
       char buf[32];
       std::snprintf(buf, sizeof buf, "%.9g", f);
       return buf;
     }
     case GgufValueType::kString:
-      return s.size() <= 60 ? "\"" + s + "\"" : "\"" + s.substr(0, 57) + "...\" (" +
-                                                    std::to_string(s.size()) + " bytes)";
+      return s.size() <= 60
+                 ? "\"" + s + "\""
+                 : "\"" + s.substr(0, 57) + "...\" (" + std::to_string(s.size()) + " bytes)";
     case GgufValueType::kArray: {
       if (items.size() <= 8 && elem_type != GgufValueType::kArray) {
         std::string out = "[";
@@ -177,7 +234,7 @@ Result<GgufFile> GgufFile::Open(const std::string& path) {
     if (errno == ENOENT) return Status::NotFound(path + ": no such file");
     return Status::IoError(path + ": open: " + ErrnoText());
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const std::string e = ErrnoText();
     ::close(fd);
@@ -262,7 +319,8 @@ Status GgufFile::Parse(const std::byte* p, uint64_t size) {
   if (version_ != 2 && version_ != 3) {
     // A big-endian file reads as 0x02000000 or 0x03000000 here.
     std::string hint = version_ == 1 ? " (GGUF v1 predates 64-bit counts; re-convert the model)"
-                       : (version_ >> 24) != 0 ? " (a big-endian file?)" : "";
+                       : (version_ >> 24) != 0 ? " (a big-endian file?)"
+                                               : "";
     return Status::DataLoss(path_ + ": unsupported GGUF version " + std::to_string(version_) +
                             hint + "; herd reads versions 2 and 3");
   }
@@ -299,7 +357,8 @@ Status GgufFile::Parse(const std::byte* p, uint64_t size) {
   alignment_ = 32;
   if (const GgufValue* a = Find("general.alignment")) {
     if (!a->is_integer() || a->u == 0 || a->u > (1u << 30) || (a->u & (a->u - 1)) != 0) {
-      return Status::DataLoss(path_ + ": metadata key 'general.alignment' must be a power of two, got " +
+      return Status::DataLoss(path_ +
+                              ": metadata key 'general.alignment' must be a power of two, got " +
                               a->Describe());
     }
     alignment_ = a->u;
@@ -332,7 +391,8 @@ Status GgufFile::Parse(const std::byte* p, uint64_t size) {
     t.type = static_cast<GgmlType>(type);
     int64_t block_elems = 0, block_bytes = 0;
     if (!GgmlBlockLayout(t.type, &block_elems, &block_bytes)) {
-      return Status::DataLoss(path_ + ": " + what + " has unknown ggml type " + std::to_string(type));
+      return Status::DataLoss(path_ + ": " + what + " has unknown ggml type " +
+                              std::to_string(type));
     }
     if (t.ne[0] % block_elems != 0) {
       return Status::DataLoss(path_ + ": " + what + " has " + std::to_string(t.ne[0]) +

@@ -26,8 +26,19 @@
 namespace herd::model {
 
 enum class GgufValueType : uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 const char* GgufValueTypeName(GgufValueType t);  // "u32", "string", ...
 
@@ -35,12 +46,12 @@ const char* GgufValueTypeName(GgufValueType t);  // "u32", "string", ...
 // (i for signed types and bool, u for unsigned), floats are widened to double.
 struct GgufValue {
   GgufValueType type = GgufValueType::kU8;
-  int64_t i = 0;                            // I8..I64, Bool (0 or 1)
-  uint64_t u = 0;                           // U8..U64
-  double f = 0;                             // F32, F64
-  std::string s;                            // String
+  int64_t i = 0;                                 // I8..I64, Bool (0 or 1)
+  uint64_t u = 0;                                // U8..U64
+  double f = 0;                                  // F32, F64
+  std::string s;                                 // String
   GgufValueType elem_type = GgufValueType::kU8;  // Array
-  std::vector<GgufValue> items;             // Array
+  std::vector<GgufValue> items;                  // Array
 
   bool is_integer() const;
   bool is_float() const { return type == GgufValueType::kF32 || type == GgufValueType::kF64; }
@@ -50,11 +61,38 @@ struct GgufValue {
 
 // ggml tensor types with their numeric ids (ggml.h's enum ggml_type).
 enum class GgmlType : uint32_t {
-  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ8_1 = 9,
-  kQ2_K = 10, kQ3_K = 11, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kQ8_K = 15,
-  kIQ2_XXS = 16, kIQ2_XS = 17, kIQ3_XXS = 18, kIQ1_S = 19, kIQ4_NL = 20, kIQ3_S = 21,
-  kIQ2_S = 22, kIQ4_XS = 23, kI8 = 24, kI16 = 25, kI32 = 26, kI64 = 27, kF64 = 28,
-  kIQ1_M = 29, kBF16 = 30, kTQ1_0 = 34, kTQ2_0 = 35, kMXFP4 = 39,
+  kF32 = 0,
+  kF16 = 1,
+  kQ4_0 = 2,
+  kQ4_1 = 3,
+  kQ5_0 = 6,
+  kQ5_1 = 7,
+  kQ8_0 = 8,
+  kQ8_1 = 9,
+  kQ2_K = 10,
+  kQ3_K = 11,
+  kQ4_K = 12,
+  kQ5_K = 13,
+  kQ6_K = 14,
+  kQ8_K = 15,
+  kIQ2_XXS = 16,
+  kIQ2_XS = 17,
+  kIQ3_XXS = 18,
+  kIQ1_S = 19,
+  kIQ4_NL = 20,
+  kIQ3_S = 21,
+  kIQ2_S = 22,
+  kIQ4_XS = 23,
+  kI8 = 24,
+  kI16 = 25,
+  kI32 = 26,
+  kI64 = 27,
+  kF64 = 28,
+  kIQ1_M = 29,
+  kBF16 = 30,
+  kTQ1_0 = 34,
+  kTQ2_0 = 35,
+  kMXFP4 = 39,
 };
 
 // "Q4_1", or nullptr for an id ggml does not (or no longer) define.
@@ -74,10 +112,10 @@ Status DequantizeGgml(GgmlType t, const std::byte* src, int64_t n, float* out);
 
 struct GgufTensorInfo {
   std::string name;
-  std::vector<int64_t> ne;   // innermost first: ne[0] = columns
+  std::vector<int64_t> ne;  // innermost first: ne[0] = columns
   GgmlType type = GgmlType::kF32;
-  uint64_t offset = 0;       // into the data section, a multiple of the alignment
-  uint64_t bytes = 0;        // stored size
+  uint64_t offset = 0;  // into the data section, a multiple of the alignment
+  uint64_t bytes = 0;   // stored size
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : ne) n *= d;
@@ -140,7 +178,7 @@ class GgufFile {
   std::string path_;
   void* map_ = nullptr;  // Open: the whole file
   size_t map_size_ = 0;
-  std::string owned_;    // FromBytes: the whole image
+  std::string owned_;  // FromBytes: the whole image
   const std::byte* data_ = nullptr;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;

@@ -4,9 +4,8 @@
 #include <array>
 #include <cmath>
 #include <cstring>
-#include <unordered_map>
-
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "workers/model/checkpoint.h"
 
@@ -53,8 +52,9 @@ Result<RopeScaling> RopeScalingFromFreqs(const GgufFile& f, const GgufTensorInfo
                                          const LlamaConfig& c) {
   const std::string what = f.path() + ": tensor 'rope_freqs.weight'";
   if (t.numel() != c.head_dim / 2) {
-    return Status::InvalidArgument(what + " has " + std::to_string(t.numel()) +
-                                   " values, expected head_dim/2 = " + std::to_string(c.head_dim / 2));
+    return Status::InvalidArgument(
+        what + " has " + std::to_string(t.numel()) +
+        " values, expected head_dim/2 = " + std::to_string(c.head_dim / 2));
   }
   std::vector<float> divisors(static_cast<size_t>(t.numel()));
   HERD_RETURN_IF_ERROR(f.ReadF32(t, divisors.data(), t.numel()));
@@ -64,17 +64,19 @@ Result<RopeScaling> RopeScalingFromFreqs(const GgufFile& f, const GgufTensorInfo
   HERD_ASSIGN_OR_RETURN(s.original_max_position_embeddings,
                         IntOr(f, "llama.rope.scaling.original_context_length", 8192));
   const double old_len = static_cast<double>(s.original_max_position_embeddings);
-  const double low_wavelen = old_len / s.low_freq_factor, high_wavelen = old_len / s.high_freq_factor;
+  const double low_wavelen = old_len / s.low_freq_factor,
+               high_wavelen = old_len / s.high_freq_factor;
   for (size_t i = 0; i < divisors.size(); ++i) {
-    const double freq = 1.0 / std::pow(static_cast<double>(c.rope_theta),
-                                       static_cast<double>(2 * i) / static_cast<double>(c.head_dim));
+    const double freq =
+        1.0 / std::pow(static_cast<double>(c.rope_theta),
+                       static_cast<double>(2 * i) / static_cast<double>(c.head_dim));
     const double wavelen = 2 * M_PI / freq;
     double want = 1.0;
     if (wavelen > low_wavelen) {
       want = s.factor;
     } else if (wavelen >= high_wavelen) {
-      const double smooth = (old_len / wavelen - s.low_freq_factor) /
-                            (s.high_freq_factor - s.low_freq_factor);
+      const double smooth =
+          (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
       want = 1.0 / ((1 - smooth) / s.factor + smooth);
     }
     if (std::fabs(divisors[i] - want) > 1e-3 * want) {
@@ -178,14 +180,14 @@ ordered_json ByteLevel(bool use_regex, bool add_prefix_space = false) {
 
 // The pre-tokenizer for tokenizer.ggml.pre, and whether BPE ignores merges
 // for words already in the vocabulary (Llama 3 does; llama.cpp too).
-Result<std::pair<ordered_json, bool>> PreTokenizer(const std::string& file, const std::string& pre) {
+Result<std::pair<ordered_json, bool>> PreTokenizer(const std::string& file,
+                                                   const std::string& pre) {
   if (pre == "smollm" || pre == "starcoder" || pre == "refact") {
     // llama.cpp splits "\p{N}" first, then GPT-2's regex; the upstream
     // tokenizer.json says the same as Digits + ByteLevel.
     ordered_json digits = {{"type", "Digits"}, {"individual_digits", true}};
-    return std::make_pair(ordered_json{{"type", "Sequence"},
-                                       {"pretokenizers", {digits, ByteLevel(true)}}},
-                          false);
+    return std::make_pair(
+        ordered_json{{"type", "Sequence"}, {"pretokenizers", {digits, ByteLevel(true)}}}, false);
   }
   if (pre == "gpt2") return std::make_pair(ByteLevel(true), false);
   if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {
@@ -193,9 +195,8 @@ Result<std::pair<ordered_json, bool>> PreTokenizer(const std::string& file, cons
                           {"pattern", {{"Regex", kLlama3Split}}},
                           {"behavior", "Isolated"},
                           {"invert", false}};
-    return std::make_pair(ordered_json{{"type", "Sequence"},
-                                       {"pretokenizers", {split, ByteLevel(false)}}},
-                          true);
+    return std::make_pair(
+        ordered_json{{"type", "Sequence"}, {"pretokenizers", {split, ByteLevel(false)}}}, true);
   }
   return Status::InvalidArgument(
       "unsupported tokenizer: " + file + ": tokenizer.ggml.pre " + Quote(pre) +
@@ -203,13 +204,14 @@ Result<std::pair<ordered_json, bool>> PreTokenizer(const std::string& file, cons
 }
 
 ordered_json AddedTokenJson(int64_t id, const std::string& content, bool special) {
-  return ordered_json{{"id", id},           {"content", content}, {"single_word", false},
-                      {"lstrip", false},    {"rstrip", false},    {"normalized", false},
+  return ordered_json{{"id", id},          {"content", content}, {"single_word", false},
+                      {"lstrip", false},   {"rstrip", false},    {"normalized", false},
                       {"special", special}};
 }
 
 // An optional special-token id, checked against the vocabulary.
-Result<std::optional<int64_t>> TokenIdKey(const GgufFile& f, const std::string& key, int64_t vocab) {
+Result<std::optional<int64_t>> TokenIdKey(const GgufFile& f, const std::string& key,
+                                          int64_t vocab) {
   if (!f.Find(key)) return std::optional<int64_t>();
   HERD_ASSIGN_OR_RETURN(int64_t id, f.GetInt(key));
   if (id < 0 || id >= vocab) {
@@ -270,10 +272,11 @@ Result<LlamaConfig> LlamaConfigFromGguf(const GgufFile& f) {
   HERD_ASSIGN_OR_RETURN(c.num_key_value_heads,
                         IntOr(f, "llama.attention.head_count_kv", c.num_attention_heads));
   if (c.num_attention_heads <= 0) {
-    return Status::InvalidArgument(f.path() + ": metadata key 'llama.attention.head_count' must be positive");
+    return Status::InvalidArgument(f.path() +
+                                   ": metadata key 'llama.attention.head_count' must be positive");
   }
-  HERD_ASSIGN_OR_RETURN(c.head_dim,
-                        IntOr(f, "llama.attention.key_length", c.hidden_size / c.num_attention_heads));
+  HERD_ASSIGN_OR_RETURN(
+      c.head_dim, IntOr(f, "llama.attention.key_length", c.hidden_size / c.num_attention_heads));
   HERD_ASSIGN_OR_RETURN(int64_t value_length, IntOr(f, "llama.attention.value_length", c.head_dim));
   if (value_length != c.head_dim) {
     return Status::InvalidArgument(f.path() + ": metadata key 'llama.attention.value_length' (" +
@@ -282,9 +285,9 @@ Result<LlamaConfig> LlamaConfigFromGguf(const GgufFile& f) {
   }
   HERD_ASSIGN_OR_RETURN(int64_t rope_dims, IntOr(f, "llama.rope.dimension_count", c.head_dim));
   if (rope_dims != c.head_dim) {
-    return Status::InvalidArgument(f.path() + ": metadata key 'llama.rope.dimension_count' is " +
-                                   std::to_string(rope_dims) + ", not head_dim " +
-                                   std::to_string(c.head_dim) + " (partial rotary is not supported)");
+    return Status::InvalidArgument(
+        f.path() + ": metadata key 'llama.rope.dimension_count' is " + std::to_string(rope_dims) +
+        ", not head_dim " + std::to_string(c.head_dim) + " (partial rotary is not supported)");
   }
   HERD_ASSIGN_OR_RETURN(double eps, f.GetFloat("llama.attention.layer_norm_rms_epsilon"));
   c.rms_norm_eps = static_cast<float>(eps);
@@ -296,7 +299,8 @@ Result<LlamaConfig> LlamaConfigFromGguf(const GgufFile& f) {
     HERD_ASSIGN_OR_RETURN(std::string type, f.GetString("llama.rope.scaling.type"));
     if (type != "none") {
       return Status::InvalidArgument(f.path() + ": metadata key 'llama.rope.scaling.type' is " +
-                                     Quote(type) + "; herd supports Llama 3 scaling (rope_freqs.weight) only");
+                                     Quote(type) +
+                                     "; herd supports Llama 3 scaling (rope_freqs.weight) only");
     }
   }
   if (const GgufTensorInfo* t = f.FindTensor("rope_freqs.weight")) {
@@ -411,11 +415,13 @@ Result<HfTokenizerFiles> HfTokenizerFromGguf(const GgufFile& f, int64_t model_ma
     HERD_ASSIGN_OR_RETURN(add_eos, f.GetBool("tokenizer.ggml.add_eos_token"));
   }
   if (add_bos && !bos) {
-    return Status::InvalidArgument(f.path() + ": tokenizer.ggml.add_bos_token is true but "
+    return Status::InvalidArgument(f.path() +
+                                   ": tokenizer.ggml.add_bos_token is true but "
                                    "tokenizer.ggml.bos_token_id is missing");
   }
   if (add_eos && !eos) {
-    return Status::InvalidArgument(f.path() + ": tokenizer.ggml.add_eos_token is true but "
+    return Status::InvalidArgument(f.path() +
+                                   ": tokenizer.ggml.add_eos_token is true but "
                                    "tokenizer.ggml.eos_token_id is missing");
   }
   if (f.Find("tokenizer.chat_template")) {
@@ -441,8 +447,10 @@ Result<HfTokenizerFiles> HfTokenizerFromGguf(const GgufFile& f, int64_t model_ma
   if (add_bos) pair.push_back(special(*bos, 1));
   pair.push_back(seq("B", 1));
   if (add_eos) pair.push_back(special(*eos, 1));
-  for (const auto& id : {add_bos ? bos : std::optional<int64_t>(), add_eos ? eos : std::optional<int64_t>()}) {
-    if (id) specials[tokens[*id]] = {{"id", tokens[*id]}, {"ids", {*id}}, {"tokens", {tokens[*id]}}};
+  for (const auto& id :
+       {add_bos ? bos : std::optional<int64_t>(), add_eos ? eos : std::optional<int64_t>()}) {
+    if (id)
+      specials[tokens[*id]] = {{"id", tokens[*id]}, {"ids", {*id}}, {"tokens", {tokens[*id]}}};
   }
   ordered_json post = {{"type", "TemplateProcessing"},
                        {"single", single},
@@ -460,14 +468,10 @@ Result<HfTokenizerFiles> HfTokenizerFromGguf(const GgufFile& f, int64_t model_ma
                         {"ignore_merges", pre.second},
                         {"vocab", kVocabPlaceholder},
                         {"merges", merge_pairs}};
-  ordered_json tok = {{"version", "1.0"},
-                      {"truncation", nullptr},
-                      {"padding", nullptr},
-                      {"added_tokens", added},
-                      {"normalizer", nullptr},
-                      {"pre_tokenizer", pre.first},
-                      {"post_processor", post},
-                      {"decoder", ByteLevel(true, true)},
+  ordered_json tok = {{"version", "1.0"},       {"truncation", nullptr},
+                      {"padding", nullptr},     {"added_tokens", added},
+                      {"normalizer", nullptr},  {"pre_tokenizer", pre.first},
+                      {"post_processor", post}, {"decoder", ByteLevel(true, true)},
                       {"model", model}};
   out.tokenizer_json = tok.dump(2) + "\n";
   const std::string quoted_placeholder = std::string("\"") + kVocabPlaceholder + "\"";
@@ -518,10 +522,9 @@ Result<GgufImportSummary> ImportGguf(const std::string& gguf_path, const std::st
   const LlamaConfig& c = summary.config;
   HERD_ASSIGN_OR_RETURN(summary.tokenizer, HfTokenizerFromGguf(f, c.max_position_embeddings));
   if (summary.tokenizer.vocab_size != c.vocab_size) {
-    return Status::InvalidArgument(gguf_path + ": tokenizer.ggml.tokens has " +
-                                   std::to_string(summary.tokenizer.vocab_size) +
-                                   " tokens but token_embd.weight has " +
-                                   std::to_string(c.vocab_size) + " rows");
+    return Status::InvalidArgument(
+        gguf_path + ": tokenizer.ggml.tokens has " + std::to_string(summary.tokenizer.vocab_size) +
+        " tokens but token_embd.weight has " + std::to_string(c.vocab_size) + " rows");
   }
 
   // Every GGUF tensor must be one the HF model has, with the same shape.
@@ -549,9 +552,9 @@ Result<GgufImportSummary> ImportGguf(const std::string& gguf_path, const std::st
         for (size_t k = 0; k < v.size(); ++k) o += (k ? ", " : "") + std::to_string(v[k]);
         return o + "]";
       };
-      return Status::InvalidArgument(gguf_path + ": tensor " + Quote(t.name) + " has shape " +
-                                     str(t.shape()) + " (ne " + str(t.ne) + "), the config expects " +
-                                     str(s.shape) + " for " + Quote(s.name));
+      return Status::InvalidArgument(
+          gguf_path + ": tensor " + Quote(t.name) + " has shape " + str(t.shape()) + " (ne " +
+          str(t.ne) + "), the config expects " + str(s.shape) + " for " + Quote(s.name));
     }
     if (!CanDequantize(t.type)) {
       return f.ReadF32(t, nullptr, t.numel());  // the error naming the tensor and type
@@ -581,7 +584,8 @@ Result<GgufImportSummary> ImportGguf(const std::string& gguf_path, const std::st
     const bool is_q = s.name.ends_with("self_attn.q_proj.weight");
     const bool is_k = s.name.ends_with("self_attn.k_proj.weight");
     if (is_q || is_k) {
-      UnpermuteQkRows(dst, s.shape[0], s.shape[1], is_q ? c.num_attention_heads : c.num_key_value_heads);
+      UnpermuteQkRows(dst, s.shape[0], s.shape[1],
+                      is_q ? c.num_attention_heads : c.num_key_value_heads);
     }
     views.push_back(ParamView{s.name, s.shape, dst});
     offset += t.numel();

@@ -42,12 +42,12 @@ struct HfTokenizerFiles {
   // one token (eos plus tokenizer.ggml.eot_token_id / eom_token_id);
   // empty when eos alone.
   std::vector<int64_t> generation_eos_token_ids;
-  std::string model;           // tokenizer.ggml.model, e.g. "gpt2"
-  std::string pre;             // tokenizer.ggml.pre, e.g. "smollm"
+  std::string model;  // tokenizer.ggml.model, e.g. "gpt2"
+  std::string pre;    // tokenizer.ggml.pre, e.g. "smollm"
   int64_t vocab_size = 0;
   int64_t merges = 0;
-  int64_t added_tokens = 0;    // control (special) + user-defined
-  std::string chat_template;   // tokenizer.chat_template, may be empty
+  int64_t added_tokens = 0;   // control (special) + user-defined
+  std::string chat_template;  // tokenizer.chat_template, may be empty
 };
 
 // tokenizer.ggml.model must be "gpt2"; tokenizer.ggml.pre one of smollm,
@@ -72,8 +72,8 @@ struct ImportOptions {
 
 struct GgufImportSummary {
   LlamaConfig config;
-  int64_t gguf_tensors = 0;                 // tensors in the GGUF
-  std::map<std::string, int64_t> types;     // ggml type name → tensor count
+  int64_t gguf_tensors = 0;              // tensors in the GGUF
+  std::map<std::string, int64_t> types;  // ggml type name → tensor count
   HfTokenizerFiles tokenizer;
 };
 

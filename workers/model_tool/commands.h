@@ -5,7 +5,6 @@
 // and throws CommandFailed, which main turns into exit code 1 (usage errors
 // are CLI11's and exit 2).
 #include <CLI/CLI.hpp>
-
 #include <string>
 
 namespace herd::model_tool {

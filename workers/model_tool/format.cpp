@@ -33,7 +33,8 @@ std::string ConfigLine(const model::LlamaConfig& c) {
 
 std::string CountsText(const std::map<std::string, int64_t>& counts) {
   std::vector<std::pair<std::string, int64_t>> v(counts.begin(), counts.end());
-  std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::stable_sort(v.begin(), v.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
   std::string s;
   for (const auto& [name, n] : v) s += (s.empty() ? "" : ", ") + name + " " + std::to_string(n);
   return s;

@@ -3,7 +3,6 @@
 //   herd-model inspect DIR|FILE.gguf        config, tensors, tokenizer, chat template
 // Exit 0 on success, 1 when the command failed, 2 for a bad command line.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <string>
 

@@ -26,7 +26,8 @@ void RunImport(const ImportArgs& a) {
   options.overwrite = a.overwrite;
   auto r = model::ImportGguf(a.gguf, a.out_dir, options);
   if (!r.ok()) {
-    std::string hint = r.status().code() == Status::Code::kAlreadyExists ? " (--overwrite replaces it)" : "";
+    std::string hint =
+        r.status().code() == Status::Code::kAlreadyExists ? " (--overwrite replaces it)" : "";
     Fail("import failed: " + r.status().message() + hint);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -48,7 +49,8 @@ void RunImport(const ImportArgs& a) {
 
 void AddImportCommand(CLI::App& app) {
   auto args = std::make_shared<ImportArgs>();
-  CLI::App* cmd = app.add_subcommand("import", "convert a llama.cpp GGUF (Llama) into an HF checkpoint directory");
+  CLI::App* cmd = app.add_subcommand(
+      "import", "convert a llama.cpp GGUF (Llama) into an HF checkpoint directory");
   cmd->add_option("gguf", args->gguf, "the .gguf file")->required()->check(CLI::ExistingFile);
   cmd->add_option("out_dir", args->out_dir, "the checkpoint directory to write")->required();
   cmd->add_flag("--overwrite", args->overwrite, "replace OUT_DIR if it exists (atomically)");

@@ -7,11 +7,10 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "workers/model/checkpoint.h"
 #include "workers/model/gguf.h"
@@ -164,11 +163,23 @@ ordered_json InspectHfDir(const std::string& dir) {
 ordered_json MetadataJson(const model::GgufValue& v) {
   using T = model::GgufValueType;
   switch (v.type) {
-    case T::kI8: case T::kI16: case T::kI32: case T::kI64: return v.i;
-    case T::kU8: case T::kU16: case T::kU32: case T::kU64: return v.u;
-    case T::kBool: return v.i != 0;
-    case T::kF32: case T::kF64: return v.f;
-    case T::kString: return v.s;
+    case T::kI8:
+    case T::kI16:
+    case T::kI32:
+    case T::kI64:
+      return v.i;
+    case T::kU8:
+    case T::kU16:
+    case T::kU32:
+    case T::kU64:
+      return v.u;
+    case T::kBool:
+      return v.i != 0;
+    case T::kF32:
+    case T::kF64:
+      return v.f;
+    case T::kString:
+      return v.s;
     case T::kArray: {
       if (v.items.size() > 8) return v.Describe();
       ordered_json a = ordered_json::array();
@@ -199,7 +210,8 @@ ordered_json InspectGguf(const std::string& path) {
     ++dtypes[model::GgmlTypeName(t.type)];
     list.push_back(TensorJson(t.name, t.shape(), model::GgmlTypeName(t.type)));
   }
-  doc["tensors"] = {{"count", list.size()}, {"parameters", params}, {"dtypes", dtypes}, {"list", list}};
+  doc["tensors"] = {
+      {"count", list.size()}, {"parameters", params}, {"dtypes", dtypes}, {"list", list}};
 
   auto str = [&](const std::string& k) {
     auto r = f->GetString(k);
@@ -243,7 +255,9 @@ bool InLaterLayer(const std::string& name) {
   return std::regex_search(name, m, kLayer) && m[2].str() != "0";
 }
 
-std::string JsonText(const ordered_json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+std::string JsonText(const ordered_json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
 
 void PrintText(const ordered_json& doc, bool all_tensors) {
   std::printf("%s (%s)\n", doc["path"].get<std::string>().c_str(),
@@ -252,7 +266,8 @@ void PrintText(const ordered_json& doc, bool all_tensors) {
     const auto& g = doc["gguf"];
     const auto& m = g["metadata"];
     std::printf("  gguf       v%s, alignment %s, %zu metadata keys", JsonText(g["version"]).c_str(),
-                JsonText(g["alignment"]).c_str(), m.size() + (doc["chat_template"]["kind"] != "none"));
+                JsonText(g["alignment"]).c_str(),
+                m.size() + (doc["chat_template"]["kind"] != "none"));
     if (m.contains("general.name")) std::printf(", name %s", JsonText(m["general.name"]).c_str());
     std::printf("\n");
   }
@@ -295,7 +310,8 @@ void PrintText(const ordered_json& doc, bool all_tensors) {
     }
     std::printf("\n");
     for (const char* k : {"bos_token", "eos_token", "pad_token", "unk_token"}) {
-      if (tok.contains(k) && !tok[k].is_null()) std::printf("    %-10s %s\n", k, JsonText(tok[k]).c_str());
+      if (tok.contains(k) && !tok[k].is_null())
+        std::printf("    %-10s %s\n", k, JsonText(tok[k]).c_str());
     }
     if (tok.contains("special_tokens")) {
       std::string s;
@@ -337,7 +353,8 @@ void RunInspect(const InspectArgs& a) {
 
 void AddInspectCommand(CLI::App& app) {
   auto args = std::make_shared<InspectArgs>();
-  CLI::App* cmd = app.add_subcommand("inspect", "show a model's config, tensors, tokenizer and chat template");
+  CLI::App* cmd =
+      app.add_subcommand("inspect", "show a model's config, tensors, tokenizer and chat template");
   cmd->add_option("path", args->path, "an HF checkpoint directory or a .gguf file")->required();
   cmd->add_flag("--tensors", args->tensors, "list every tensor");
   cmd->add_flag("--json", args->json, "print one JSON object");

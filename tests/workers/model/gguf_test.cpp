@@ -15,11 +15,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "common/sha256.h"
 #include "tests/testing/temp_dir.h"
@@ -143,6 +142,7 @@ struct TinyLlama {
   std::string tokenizer_model = "gpt2";
   std::string arch = "llama";
   bool extra_tensor = false;
+  std::vector<float> rope_freqs;  // rope_freqs.weight (head_dim/2 divisors) when not empty
   GgmlType q_type = GgmlType::kF32;
 
   std::string Build() const {
@@ -154,6 +154,7 @@ struct TinyLlama {
         .U32("llama.attention.head_count", 2)
         .U32("llama.attention.head_count_kv", 1)
         .F32("llama.attention.layer_norm_rms_epsilon", 1e-5f)
+        .F32("llama.rope.freq_base", 500000.0f)
         .U32("llama.context_length", 64)
         .Str("tokenizer.ggml.model", tokenizer_model)
         .Str("tokenizer.ggml.pre", pre)
@@ -179,10 +180,15 @@ struct TinyLlama {
     b.F32Tensor("blk.0.ffn_down.weight", {32, 32});
     b.F32Tensor("output_norm.weight", {32});
     if (extra_tensor) b.F32Tensor("blk.0.attn_q.bias", {32});
+    if (!rope_freqs.empty()) {
+      b.Tensor("rope_freqs.weight", {rope_freqs.size()}, GgmlType::kF32,
+               std::string(reinterpret_cast<const char*>(rope_freqs.data()), rope_freqs.size() * 4));
+    }
     return b.Build();
   }
   // Writes the file into dir and imports it into dir/out.
   Result<GgufImportSummary> Import(const std::string& dir) const {
+    fs::create_directories(dir);
     const std::string path = dir + "/tiny.gguf";
     std::ofstream(path, std::ios::binary) << Build();
     return ImportGguf(path, dir + "/out");
@@ -459,8 +465,8 @@ TEST(GgufImport, TinyLlamaLoadsWithHfLayoutBitForBit) {
   const GgufTensorInfo* q = f->FindTensor("blk.0.attn_q.weight");
   std::vector<float> raw(static_cast<size_t>(q->numel()));
   ASSERT_TRUE(f->ReadF32(*q, raw.data(), q->numel()).ok());
-  EXPECT_NE(FirstBitDifference(raw.data(), loaded.at("model.layers.0.self_attn.q_proj.weight").data(),
-                               q->numel()),
+  EXPECT_NE(FirstBitDifference(
+                raw.data(), loaded.at("model.layers.0.self_attn.q_proj.weight").data(), q->numel()),
             -1);
 }
 
@@ -508,10 +514,10 @@ TEST(GgufImport, TokenizerMatchesTransformersConversion) {
                            {"trim_offsets", true},
                            {"use_regex", true}};
   EXPECT_EQ(ref["pre_tokenizer"], byte_level);
-  EXPECT_EQ(got["pre_tokenizer"],
-            json({{"type", "Sequence"},
-                  {"pretokenizers",
-                   {{{"type", "Digits"}, {"individual_digits", true}}, byte_level}}}));
+  EXPECT_EQ(
+      got["pre_tokenizer"],
+      json({{"type", "Sequence"},
+            {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, byte_level}}}));
 
   const json cfg = json::parse(ReadFile(out + "/tokenizer_config.json"));
   EXPECT_EQ(cfg["bos_token"], "<|im_start|>");
@@ -606,6 +612,55 @@ TEST(GgufImport, ErrorsNameTheTensorOrKey) {
   EXPECT_NE(s.status().message().find("'general.architecture' is 'qwen2'"), std::string::npos)
       << s.status().message();
   EXPECT_FALSE(fs::exists(tmp.path() + "/out"));
+}
+
+// The divisors llama.cpp's converter stores for Llama 3.1 (LlamaModel.
+// generate_extra_tensors): 1 for short wavelengths, factor for long ones, a
+// ramp between.
+std::vector<float> Llama3RopeFreqs(double theta, int head_dim, double factor, double old_len) {
+  std::vector<float> out;
+  for (int i = 0; i < head_dim / 2; ++i) {
+    const double freq = 1.0 / std::pow(theta, 2.0 * i / head_dim);
+    const double wavelen = 2 * M_PI / freq;
+    if (wavelen < old_len / 4) {
+      out.push_back(1.0f);
+    } else if (wavelen > old_len / 1) {
+      out.push_back(static_cast<float>(factor));
+    } else {
+      const double smooth = (old_len / wavelen - 1) / (4 - 1);
+      out.push_back(static_cast<float>(1 / ((1 - smooth) / factor + smooth)));
+    }
+  }
+  return out;
+}
+
+TEST(GgufImport, RopeFreqsBecomeLlama3Scaling) {
+  testing::TempDir tmp("gguf");
+  TinyLlama m;  // head_dim 16, theta 500000: divisors 1,1,1,1, a ramp value, 8,8,8
+  m.rope_freqs = Llama3RopeFreqs(500000.0, 16, 8.0, 8192);
+  ASSERT_EQ(m.rope_freqs[3], 1.0f);
+  ASSERT_GT(m.rope_freqs[4], 1.0f);
+  ASSERT_LT(m.rope_freqs[4], 8.0f);
+  ASSERT_EQ(m.rope_freqs[5], 8.0f);
+  auto s = m.Import(tmp.path());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE(s->config.rope_scaling.has_value());
+  EXPECT_EQ(s->config.rope_scaling->factor, 8.0f);
+  EXPECT_EQ(s->config.rope_scaling->low_freq_factor, 1.0f);
+  EXPECT_EQ(s->config.rope_scaling->high_freq_factor, 4.0f);
+  EXPECT_EQ(s->config.rope_scaling->original_max_position_embeddings, 8192);
+  auto c = LoadCheckpointConfig(tmp.path() + "/out");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->rope_scaling.has_value());
+
+  TinyLlama odd;
+  odd.rope_freqs = Llama3RopeFreqs(500000.0, 16, 8.0, 8192);
+  odd.rope_freqs[4] = 2.0f;  // not the ramp
+  auto e = odd.Import(tmp.path() + "/odd");
+  EXPECT_TRUE(e.status().IsInvalidArgument());
+  EXPECT_NE(e.status().message().find("'rope_freqs.weight' is not Llama 3 rope scaling"),
+            std::string::npos)
+      << e.status().message();
 }
 
 TEST(GgufImport, ChatTemplateKinds) {

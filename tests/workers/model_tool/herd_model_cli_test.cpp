@@ -3,9 +3,8 @@
 #include <sys/wait.h>
 
 #include <cstdio>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "tests/testing/temp_dir.h"
 
