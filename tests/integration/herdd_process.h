@@ -37,6 +37,7 @@ inline std::string BinaryPath(const std::string& name) {
   std::string dir = HERD_BINARY_DIR;
   if (name == "herdd") return dir + "/daemon/herdd";
   if (name == "herd-worker") return dir + "/workers/herd-worker";
+  if (name == "herd-model") return dir + "/workers/herd-model";
   return dir + "/api/herdctl";
 }
 

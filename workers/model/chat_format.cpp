@@ -124,6 +124,12 @@ Result<ChatTemplate> DetectChatTemplate(std::string_view jinja) {
       "\"; set the run's chat_format to \"llama3\" or \"chatml\" if the model was trained on one");
 }
 
+std::string DescribeChatTemplate(std::string_view jinja) {
+  if (jinja.empty()) return "none";
+  auto t = DetectChatTemplate(jinja);
+  return t.ok() ? ChatTemplateName(t->kind) : "unknown";
+}
+
 std::string ChatTemplateJinja(const ChatTemplate& t) {
   if (t.kind == ChatTemplateKind::kLlama3) {
     const std::string content = t.trim_content ? "message['content'] | trim" : "message['content']";

@@ -85,6 +85,10 @@ struct ChatTemplate {
 // format explicitly.
 Result<ChatTemplate> DetectChatTemplate(std::string_view jinja);
 
+// What DetectChatTemplate makes of a template, for people: "llama3",
+// "chatml", "none" for an empty one, "unknown" when herd cannot use it.
+std::string DescribeChatTemplate(std::string_view jinja);
+
 // The Jinja text of herd's rendering of a format (what checkpoints carry
 // when a run overrides the format): apply_chat_template with it gives the
 // ids Format gives, for content without special-token text.

@@ -505,13 +505,6 @@ Result<HfTokenizerFiles> HfTokenizerFromGguf(const GgufFile& f, int64_t model_ma
   return out;
 }
 
-std::string ChatTemplateKind(const std::string& t) {
-  if (t.empty()) return "none";
-  if (t.find("<|im_start|>") != std::string::npos) return "chatml";
-  if (t.find("<|start_header_id|>") != std::string::npos) return "llama3";
-  return "unknown";
-}
-
 Result<GgufImportSummary> ImportGguf(const std::string& gguf_path, const std::string& out_dir,
                                      const ImportOptions& options) {
   HERD_ASSIGN_OR_RETURN(GgufFile f, GgufFile::Open(gguf_path));

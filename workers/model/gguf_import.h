@@ -58,10 +58,6 @@ struct HfTokenizerFiles {
 // key. model_max_length goes into tokenizer_config.json.
 Result<HfTokenizerFiles> HfTokenizerFromGguf(const GgufFile& f, int64_t model_max_length);
 
-// "chatml" when the template uses <|im_start|>, "llama3" for
-// <|start_header_id|>, "none" for an empty one, else "unknown".
-std::string ChatTemplateKind(const std::string& chat_template);
-
 struct ImportOptions {
   // Replace an existing out_dir (atomically, as SaveCheckpoint does).
   // Default: false (an existing dir is AlreadyExists).

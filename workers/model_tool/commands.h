@@ -11,6 +11,8 @@ namespace herd::model_tool {
 
 void AddImportCommand(CLI::App& app);
 void AddInspectCommand(CLI::App& app);
+void AddTokenizeCommand(CLI::App& app);  // text_commands.cpp
+void AddGenerateCommand(CLI::App& app);  // text_commands.cpp
 
 // Prints "herd-model: what" to stderr and ends the command with exit code 1.
 [[noreturn]] void Fail(const std::string& what);

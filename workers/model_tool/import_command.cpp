@@ -7,6 +7,7 @@
 #include <string>
 
 #include "workers/model/checkpoint.h"
+#include "workers/model/chat_format.h"
 #include "workers/model/gguf_import.h"
 #include "workers/model_tool/commands.h"
 #include "workers/model_tool/format.h"
@@ -41,7 +42,7 @@ void RunImport(const ImportArgs& a) {
   std::printf("  tokenizer  %s/%s, %lld tokens, %lld merges, %lld added tokens\n", t.model.c_str(),
               t.pre.c_str(), static_cast<long long>(t.vocab_size), static_cast<long long>(t.merges),
               static_cast<long long>(t.added_tokens));
-  std::printf("  chat       %s\n", model::ChatTemplateKind(t.chat_template).c_str());
+  std::printf("  chat       %s\n", model::DescribeChatTemplate(t.chat_template).c_str());
   std::printf("  time       %.2f s\n", secs);
 }
 

@@ -14,6 +14,7 @@
 
 #include "workers/model/checkpoint.h"
 #include "workers/model/gguf.h"
+#include "workers/model/chat_format.h"
 #include "workers/model/gguf_import.h"
 #include "workers/model/safetensors.h"
 #include "workers/model_tool/commands.h"
@@ -46,7 +47,7 @@ ordered_json ConfigJson(const Result<model::LlamaConfig>& c) {
 }
 
 ordered_json ChatJson(const std::string& tmpl) {
-  return {{"kind", model::ChatTemplateKind(tmpl)}, {"first_line", FirstLine(tmpl)}};
+  return {{"kind", model::DescribeChatTemplate(tmpl)}, {"first_line", FirstLine(tmpl)}};
 }
 
 // A special token in tokenizer_config.json: a string or {"content": ...}.

@@ -21,8 +21,10 @@
 #include <sstream>
 
 #include "common/sha256.h"
+#include "tests/testing/real_model.h"
 #include "tests/testing/temp_dir.h"
 #include "workers/model/checkpoint.h"
+#include "workers/model/chat_format.h"
 #include "workers/model/gguf_import.h"
 #include "workers/model/safetensors.h"
 
@@ -492,7 +494,7 @@ TEST(GgufImport, TokenizerMatchesTransformersConversion) {
   ASSERT_TRUE(summary.ok()) << summary.status().ToString();
   EXPECT_EQ(summary->tokenizer.pre, "smollm");
   EXPECT_EQ(summary->tokenizer.vocab_size, 300);
-  EXPECT_EQ(ChatTemplateKind(summary->tokenizer.chat_template), "chatml");
+  EXPECT_EQ(DescribeChatTemplate(summary->tokenizer.chat_template), "chatml");
 
   const json got = json::parse(ReadFile(out + "/tokenizer.json"));
   const json ref = json::parse(ReadFile(kDir + "/tiny_llama_tokenizer.json"));
@@ -664,32 +666,21 @@ TEST(GgufImport, RopeFreqsBecomeLlama3Scaling) {
 }
 
 TEST(GgufImport, ChatTemplateKinds) {
-  EXPECT_EQ(ChatTemplateKind(""), "none");
-  EXPECT_EQ(ChatTemplateKind("{{'<|im_start|>' + m}}"), "chatml");
-  EXPECT_EQ(ChatTemplateKind("<|start_header_id|>"), "llama3");
-  EXPECT_EQ(ChatTemplateKind("[INST]"), "unknown");
+  EXPECT_EQ(DescribeChatTemplate(""), "none");
+  EXPECT_EQ(DescribeChatTemplate("{{'<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n'}}"), "chatml");
+  EXPECT_EQ(DescribeChatTemplate("<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n{{ m.content }}<|eot_id|>"),
+            "llama3");
+  EXPECT_EQ(DescribeChatTemplate("[INST]"), "unknown");
 }
 
 // ---- the real model -----------------------------------------------------------------
 
-// SmolLM2-135M-Instruct Q4_1 (deploy/fetch-real-model.sh), or "" when absent.
-std::string RealModelPath() {
-  if (const char* env = std::getenv("HERD_REAL_MODEL_GGUF"); env && *env) return env;
-  std::string cache;
-  if (const char* c = std::getenv("HERD_MODEL_CACHE"); c && *c) {
-    cache = c;
-  } else if (const char* home = std::getenv("HOME"); home && *home) {
-    cache = std::string(home) + "/.cache/herd/models";
-  }
-  const std::string p = cache + "/smollm2-135m-instruct-q4_1/SmolLM2-135M-Instruct.Q4_1.gguf";
-  return !cache.empty() && fs::exists(p) ? p : "";
-}
+using testing::RealModelPath;
 
 TEST(GgufRealModel, SmolLM2ImportEqualsGgufPyDequantization) {
   const std::string path = RealModelPath();
   if (path.empty()) {
-    GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not fetched: run deploy/fetch-real-model.sh "
-                    "(or set HERD_REAL_MODEL_GGUF)";
+    GTEST_SKIP() << testing::kRealModelSkip;
   }
   const json digest = json::parse(ReadFile(kDir + "/smollm2_135m_instruct_q4_1_digest.json"));
   testing::TempDir tmp("gguf-real");
@@ -719,7 +710,7 @@ TEST(GgufRealModel, SmolLM2ImportEqualsGgufPyDequantization) {
   EXPECT_EQ(summary->tokenizer.pre, "smollm");
   EXPECT_EQ(summary->tokenizer.merges, 48900);
   EXPECT_EQ(summary->tokenizer.added_tokens, 17);
-  EXPECT_EQ(ChatTemplateKind(summary->tokenizer.chat_template), "chatml");
+  EXPECT_EQ(DescribeChatTemplate(summary->tokenizer.chat_template), "chatml");
 
   auto set = SafetensorsSet::Open(out);
   ASSERT_TRUE(set.ok()) << set.status().ToString();
