@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 DATA_DIR    ?= $(CURDIR)/demo-data
 
-.PHONY: deps configure build test demo bench test-asan clean format
+.PHONY: deps configure build test demo demo-real real-model bench test-asan clean format
 
 deps:
 	./deploy/install-deps.sh
@@ -17,11 +17,19 @@ configure:
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: deps build
+# The real model's tests skip, saying so, when it cannot be fetched.
+real-model:
+	./deploy/fetch-real-model.sh || echo "make: SmolLM2-135M-Instruct not fetched; the real-model tests will skip"
+
+test: deps build real-model
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
 demo: deps build
 	./deploy/demo.sh $(BUILD) $(DATA_DIR)
+
+# Two rounds on SmolLM2-135M-Instruct (docs/demo.md).
+demo-real: deps build
+	./deploy/demo-real.sh $(BUILD) $(CURDIR)/demo-data-real
 
 bench: build
 	./deploy/bench.sh $(BUILD)

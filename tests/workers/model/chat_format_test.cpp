@@ -306,5 +306,51 @@ TEST(LoadChatFormatter, ByteCheckpointsAndClearErrors) {
   EXPECT_NE(missing.status().message().find("nowhere.json"), std::string::npos);
 }
 
+// ---- parity with transformers' apply_chat_template -------------------------
+
+// tests/reference/make_chat_fixtures.py: each directory holds a real
+// tokenizer.json, its chat template, and chat_cases.json with the ids
+// transformers gives. Exact ids, except where content starts with
+// whitespace (docs/chat-format.md: herd encodes content on its own), where
+// the text must still be the same.
+void CheckParity(const std::string& name, ChatTemplateKind want_kind) {
+  const std::string dir = std::string(HERD_SOURCE_DIR) + "/tests/reference/fixtures/" + name;
+  auto f = LoadChatFormatter(dir);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->chat_template().kind, want_kind);
+  std::ifstream in(dir + "/chat_cases.json");
+  const auto cases = nlohmann::json::parse(in);
+  ASSERT_GE(cases.size(), 8u);
+  int exact = 0, text_only = 0;
+  for (const auto& c : cases) {
+    std::vector<ChatMessage> msgs;
+    for (const auto& m : c["messages"]) {
+      msgs.push_back({*ParseRole(m["role"].get<std::string>()), m["content"].get<std::string>()});
+    }
+    ChatFormatOptions o;
+    o.add_generation_prompt = c["add_generation_prompt"].get<bool>();
+    auto t = f->Format(msgs, o);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    const auto want = c["ids"].get<std::vector<int32_t>>();
+    if (c["content_starts_with_space"].get<bool>()) {
+      EXPECT_EQ(*f->tokenizer().Decode(t->ids), *f->tokenizer().Decode(want)) << c["messages"].dump();
+      ++text_only;
+    } else {
+      EXPECT_EQ(t->ids, want) << name << ": " << c["messages"].dump();
+      ++exact;
+    }
+  }
+  EXPECT_GE(exact, 8) << name;
+  std::printf("%s: %d cases with exact ids, %d with equal text\n", name.c_str(), exact, text_only);
+}
+
+TEST(ChatTemplateParity, SmolLM2ChatMLEqualsTransformers) {
+  CheckParity("smollm2_tokenizer", ChatTemplateKind::kChatML);
+}
+
+TEST(ChatTemplateParity, Llama3HeadersEqualTransformers) {
+  CheckParity("llama3_style_tokenizer", ChatTemplateKind::kLlama3);
+}
+
 }  // namespace
 }  // namespace herd::model
