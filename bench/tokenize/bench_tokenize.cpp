@@ -60,8 +60,8 @@ std::string ReadFile(const std::string& path) {
 }
 
 std::string SyntheticParagraph(std::mt19937& rng) {
-  static const char* latin[] = {"ka", "ro", "mi", "ten", "sul", "bra", "qu", "is", "on", "ve",
-                                "lat", "or", "pre", "ex", "dun", "gal", "fi", "nor", "zy", "th"};
+  static const char* latin[] = {"ka",  "ro", "mi",  "ten", "sul", "bra", "qu", "is",  "on", "ve",
+                                "lat", "or", "pre", "ex",  "dun", "gal", "fi", "nor", "zy", "th"};
   static const char* cyrillic[] = {"ка", "ро", "ми", "тен", "суль", "бра", "ис", "он", "ве", "лат"};
   std::string p;
   const int words = 40 + static_cast<int>(rng() % 80);
