@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # make bench: runs every benchmark under BUILD/bench and prints its figures.
+# bench_tokenize also measures HF tokenizers on the same input when
+# HERD_BENCH_PYTHON names a python that has `tokenizers` (optional).
 set -euo pipefail
 build=${1:-build}
 shopt -s nullglob

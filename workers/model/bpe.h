@@ -13,8 +13,8 @@
 // Thread-safety: immutable after construction; EncodeWord may run on any
 // number of threads at once (the cache is thread_local, keyed by model).
 #include <array>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -63,8 +63,8 @@ class BpeModel {
   };
   // The (rank, merged id) of a pair; rank -1 when the pair never merges.
   PairValue Lookup(int32_t left, int32_t right) const {
-    const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
-                         static_cast<uint32_t>(right);
+    const uint64_t key =
+        (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
     size_t i = (key * 0x9E3779B97F4A7C15ull) >> shift_;
     while (true) {
       const Slot& s = table_[i];

@@ -188,8 +188,6 @@ class AddedMatcher {
   bool any_ = false;
 };
 
-class HfTokenizer;
-
 // Feeds pre-tokens to BPE.
 class BpeSink final : public PieceSink {
  public:
@@ -283,7 +281,8 @@ class HfTokenizer final : public Tokenizer {
       size_t stop = start + t->content.size();
       pos = stop;
       if (start < done) continue;  // inside a previous token's rstrip
-      if (t->single_word && !(IsWordBoundaryBefore(text, start) && IsWordBoundaryAfter(text, stop))) {
+      if (t->single_word &&
+          !(IsWordBoundaryBefore(text, start) && IsWordBoundaryAfter(text, stop))) {
         continue;
       }
       if (t->lstrip) start = std::max(WhiteSpaceRunStart(text.substr(0, start)), done);

@@ -75,7 +75,8 @@ Result<bool> GetBool(const json& j, const char* key, const std::string& path, bo
 
 Result<std::unique_ptr<Regex>> Regex::Compile(std::string_view pattern, bool literal) {
   // PCRE2_LITERAL refuses UCP, which a literal does not need anyway.
-  const uint32_t options = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
+  const uint32_t options =
+      PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
   int error = 0;
   PCRE2_SIZE offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -83,8 +84,8 @@ Result<std::unique_ptr<Regex>> Regex::Compile(std::string_view pattern, bool lit
   if (code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error, message, sizeof(message));
-    return Status::InvalidArgument("regex '" + std::string(pattern) + "' does not compile at offset " +
-                                   std::to_string(offset) + ": " +
+    return Status::InvalidArgument("regex '" + std::string(pattern) +
+                                   "' does not compile at offset " + std::to_string(offset) + ": " +
                                    reinterpret_cast<const char*>(message));
   }
   std::unique_ptr<Regex> r(new Regex());
@@ -209,7 +210,8 @@ Status ParseStep(const json& j, const std::string& path,
       return Unsupported(path + ".behavior", "'" + name + "'");
     }
     HERD_ASSIGN_OR_RETURN(const bool invert, GetBool(j, "invert", path, false));
-    HERD_ASSIGN_OR_RETURN(auto step, SplitStep(pattern, literal, behavior, invert, path + ".pattern"));
+    HERD_ASSIGN_OR_RETURN(auto step,
+                          SplitStep(pattern, literal, behavior, invert, path + ".pattern"));
     steps->push_back(std::move(step));
     return Status::Ok();
   }
@@ -317,7 +319,8 @@ void PreTokenizer::RunFrom(size_t index, std::string_view text, PieceSink* sink)
     pos = e;
     // After an empty match, resume one character on (as Oniguruma's
     // find_iter does).
-    search = e > b ? e : e + (e < text.size() ? Utf8Length(static_cast<unsigned char>(text[e])) : 1);
+    search =
+        e > b ? e : e + (e < text.size() ? Utf8Length(static_cast<unsigned char>(text[e])) : 1);
   }
   if (pos < text.size()) item(pos, text.size(), false);
   if (have_pending) emit(pending_begin, pending_end);

@@ -60,7 +60,10 @@ TEST_P(HfTokenizerParity, EncodesAndDecodesEveryCaseAsHfDoes) {
     const auto ids = tok->Encode(text, {.parse_special = true});
     const auto plain = tok->Encode(text, {.parse_special = false});
     bool ok = true;
-    auto check = [&](bool cond) { ok &= cond; return cond; };
+    auto check = [&](bool cond) {
+      ok &= cond;
+      return cond;
+    };
     EXPECT_TRUE(check(ids == Ids(c["ids"]))) << ::testing::PrintToString(ids);
     EXPECT_TRUE(check(plain == Ids(c["ids_plain"]))) << ::testing::PrintToString(plain);
     auto decoded = tok->Decode(Ids(c["ids"]));
@@ -268,14 +271,16 @@ std::string LoadError(const json& j, std::string_view source = "tokenizer.json")
 
 TEST(HfTokenizer, UnsupportedTokenizersNameTheField) {
   json j = ByteJson();
-  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "first"}};
+  j["pre_tokenizer"] = {
+      {"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "first"}};
   EXPECT_THAT(LoadError(j), HasSubstr("tokenizer.json: unsupported tokenizer: pre_tokenizer.type: "
                                       "'Metaspace' (herd supports byte-level BPE"));
 
   j = ByteJson();
-  j["pre_tokenizer"] = {{"type", "Sequence"},
-                        {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}},
-                                           {{"type", "Whitespace"}}}}};
+  j["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Digits"}, {"individual_digits", true}}, {{"type", "Whitespace"}}}}};
   EXPECT_THAT(LoadError(j), HasSubstr("pre_tokenizer.pretokenizers[1].type: 'Whitespace'"));
 
   j = ByteJson();
@@ -283,8 +288,9 @@ TEST(HfTokenizer, UnsupportedTokenizersNameTheField) {
                         {"pattern", {{"Regex", "\\s+"}}},
                         {"behavior", "Isolated"},
                         {"invert", false}};
-  EXPECT_THAT(LoadError(j), HasSubstr("unsupported tokenizer: pre_tokenizer: herd needs exactly one "
-                                      "ByteLevel step"));
+  EXPECT_THAT(LoadError(j),
+              HasSubstr("unsupported tokenizer: pre_tokenizer: herd needs exactly one "
+                        "ByteLevel step"));
 
   j = ByteJson();
   j["normalizer"] = {{"type", "Sequence"},
@@ -304,17 +310,17 @@ TEST(HfTokenizer, UnsupportedTokenizersNameTheField) {
   EXPECT_THAT(LoadError(j), HasSubstr("unsupported tokenizer: decoder.type: 'Metaspace'"));
 
   j = ByteJson();
-  j["pre_tokenizer"] = {{"type", "Split"},
-                        {"pattern", {{"Regex", "(unclosed"}}},
-                        {"behavior", "Isolated"}};
+  j["pre_tokenizer"] = {
+      {"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
   EXPECT_THAT(LoadError(j), HasSubstr("pre_tokenizer.pattern"));
 
   // A TinyLlama / Llama 2 style file: the first unsupported field is named.
   j = ByteJson();
-  j["normalizer"] = {{"type", "Sequence"},
-                     {"normalizers",
-                      {{{"type", "Prepend"}, {"prepend", "\u2581"}},
-                       {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\u2581"}}}}};
+  j["normalizer"] = {
+      {"type", "Sequence"},
+      {"normalizers",
+       {{{"type", "Prepend"}, {"prepend", "\u2581"}},
+        {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\u2581"}}}}};
   j["pre_tokenizer"] = nullptr;
   j["model"]["byte_fallback"] = true;
   j["model"]["unk_token"] = "<unk>";
