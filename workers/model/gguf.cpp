@@ -1,12 +1,6 @@
 #include "workers/model/gguf.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -20,7 +14,6 @@ constexpr int kMaxArrayDepth = 8;        // arrays of arrays; a corrupt file can
 constexpr int64_t kMaxElements = int64_t{1} << 62;
 
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
-std::string ErrnoText() { return std::strerror(errno); }
 
 // Bounds-checked little-endian reads over the file image.
 class Cursor {
@@ -229,34 +222,12 @@ std::string GgufValue::Describe() const {
 Result<GgufFile> GgufFile::Open(const std::string& path) {
   GgufFile f;
   f.path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return Status::NotFound(path + ": no such file");
-    return Status::IoError(path + ": open: " + ErrnoText());
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const std::string e = ErrnoText();
-    ::close(fd);
-    return Status::IoError(path + ": stat: " + e);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Status::InvalidArgument(path + ": not a regular file");
-  }
-  const auto size = static_cast<uint64_t>(st.st_size);
-  if (size < 4) {
-    ::close(fd);
-    return Status::DataLoss(path + ": truncated: " + std::to_string(size) +
+  HERD_ASSIGN_OR_RETURN(f.map_, MappedFile::Open(path));
+  if (f.map_.size() < 4) {
+    return Status::DataLoss(path + ": truncated: " + std::to_string(f.map_.size()) +
                             " bytes, not even the 4-byte GGUF magic");
   }
-  void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const std::string map_err = m == MAP_FAILED ? ErrnoText() : "";
-  ::close(fd);  // the mapping keeps the file alive
-  if (m == MAP_FAILED) return Status::IoError(path + ": mmap: " + map_err);
-  f.map_ = m;
-  f.map_size_ = size;
-  HERD_RETURN_IF_ERROR(f.Parse(static_cast<const std::byte*>(m), size));
+  HERD_RETURN_IF_ERROR(f.Parse(f.map_.data(), f.map_.size()));
   return f;
 }
 
@@ -273,13 +244,12 @@ GgufFile::GgufFile(GgufFile&& o) noexcept { *this = std::move(o); }
 
 GgufFile& GgufFile::operator=(GgufFile&& o) noexcept {
   if (this == &o) return *this;
-  Release();
   path_ = std::move(o.path_);
-  map_ = o.map_;
-  map_size_ = o.map_size_;
   // A moved std::string may live in a new buffer (small-string storage), so
-  // the data pointer is recomputed from the offset rather than copied.
-  const bool owned = o.map_ == nullptr && o.data_ != nullptr;
+  // the data pointer is recomputed from the offset rather than copied; a
+  // mapping's bytes stay where they are.
+  const bool owned = o.map_.data() == nullptr && o.data_ != nullptr;
+  map_ = std::move(o.map_);
   owned_ = std::move(o.owned_);
   version_ = o.version_;
   alignment_ = o.alignment_;
@@ -289,20 +259,10 @@ GgufFile& GgufFile::operator=(GgufFile&& o) noexcept {
   kv_index_ = std::move(o.kv_index_);
   tensors_ = std::move(o.tensors_);
   tensor_index_ = std::move(o.tensor_index_);
-  o.map_ = nullptr;
-  o.map_size_ = 0;
   o.data_ = nullptr;
   return *this;
 }
 
-GgufFile::~GgufFile() { Release(); }
-
-void GgufFile::Release() {
-  if (map_ != nullptr) ::munmap(map_, map_size_);
-  map_ = nullptr;
-  map_size_ = 0;
-  data_ = nullptr;
-}
 
 Status GgufFile::Parse(const std::byte* p, uint64_t size) {
   Cursor c(path_, p, size);

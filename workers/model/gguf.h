@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/mapped_file.h"
 #include "common/status.h"
 
 namespace herd::model {
@@ -137,7 +138,7 @@ class GgufFile {
   GgufFile& operator=(GgufFile&& o) noexcept;
   GgufFile(const GgufFile&) = delete;
   GgufFile& operator=(const GgufFile&) = delete;
-  ~GgufFile();
+  ~GgufFile() = default;
 
   const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }
@@ -173,11 +174,9 @@ class GgufFile {
  private:
   GgufFile() = default;
   Status Parse(const std::byte* p, uint64_t size);
-  void Release();
 
   std::string path_;
-  void* map_ = nullptr;  // Open: the whole file
-  size_t map_size_ = 0;
+  MappedFile map_;     // Open: the whole file
   std::string owned_;  // FromBytes: the whole image
   const std::byte* data_ = nullptr;
   uint32_t version_ = 0;

@@ -1,8 +1,5 @@
 #include "workers/model/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/mapped_file.h"
 
 namespace herd::model {
 namespace {
@@ -255,31 +253,14 @@ Status ParseSafetensorsHeader(const std::string& file, const std::string& header
 Result<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
   SafetensorsFile f;
   f.path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return Status::NotFound(path + ": no such file");
-    return Status::IoError(path + ": open: " + ErrnoText());
-  }
-  struct stat st{};
-  if (::fstat(fd, &st) != 0) {
-    const std::string e = ErrnoText();
-    ::close(fd);
-    return Status::IoError(path + ": stat: " + e);
-  }
-  const auto size = static_cast<uint64_t>(st.st_size);
+  HERD_ASSIGN_OR_RETURN(f.map_, MappedFile::Open(path));
+  const uint64_t size = f.map_.size();
   if (size < 8) {
-    ::close(fd);
     return Corrupt(path, "truncated: " + std::to_string(size) +
                              " bytes, less than the 8-byte header length");
   }
-  void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const std::string map_err = m == MAP_FAILED ? ErrnoText() : "";
-  ::close(fd);  // the mapping keeps the file alive
-  if (m == MAP_FAILED) return Status::IoError(path + ": mmap: " + map_err);
-  f.map_ = m;
-  f.map_size_ = size;
 
-  const auto* bytes = static_cast<const unsigned char*>(m);
+  const auto* bytes = reinterpret_cast<const unsigned char*>(f.map_.data());
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(bytes[i]) << (8 * i);
   if (n > kMaxHeaderBytes) {
@@ -297,31 +278,6 @@ Result<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
   return f;
 }
 
-SafetensorsFile::SafetensorsFile(SafetensorsFile&& o) noexcept { *this = std::move(o); }
-
-SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& o) noexcept {
-  if (this == &o) return *this;
-  Unmap();
-  path_ = std::move(o.path_);
-  map_ = o.map_;
-  map_size_ = o.map_size_;
-  data_ = o.data_;
-  tensors_ = std::move(o.tensors_);
-  index_ = std::move(o.index_);
-  metadata_ = std::move(o.metadata_);
-  o.map_ = nullptr;
-  o.map_size_ = 0;
-  o.data_ = nullptr;
-  return *this;
-}
-
-SafetensorsFile::~SafetensorsFile() { Unmap(); }
-
-void SafetensorsFile::Unmap() {
-  if (map_ != nullptr) ::munmap(map_, map_size_);
-  map_ = nullptr;
-  map_size_ = 0;
-}
 
 const TensorInfo* SafetensorsFile::Find(const std::string& name) const {
   auto it = index_.find(name);

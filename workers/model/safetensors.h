@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/mapped_file.h"
 #include "common/status.h"
 
 namespace herd::model {
@@ -55,11 +56,8 @@ class SafetensorsFile {
  public:
   static Result<SafetensorsFile> Open(const std::string& path);
 
-  SafetensorsFile(SafetensorsFile&& o) noexcept;
-  SafetensorsFile& operator=(SafetensorsFile&& o) noexcept;
-  SafetensorsFile(const SafetensorsFile&) = delete;
-  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
-  ~SafetensorsFile();
+  SafetensorsFile(SafetensorsFile&& o) noexcept = default;
+  SafetensorsFile& operator=(SafetensorsFile&& o) noexcept = default;
 
   const std::string& path() const { return path_; }
   // In file order (by offset).
@@ -80,11 +78,9 @@ class SafetensorsFile {
   // naming the file and the tensor otherwise).
   Result<const TensorInfo*> FindSized(const std::string& name, int64_t n) const;
   SafetensorsFile() = default;
-  void Unmap();
 
   std::string path_;
-  void* map_ = nullptr;
-  size_t map_size_ = 0;
+  MappedFile map_;                   // the whole file; its bytes do not move with it
   const std::byte* data_ = nullptr;  // first byte after the header
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> index_;  // name → position in tensors_
