@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "workers/model/checkpoint.h"
+#include "workers/model/tokenizer.h"
 
 namespace herd::model {
 namespace {
@@ -92,39 +93,6 @@ Result<RopeScaling> RopeScalingFromFreqs(const GgufFile& f, const GgufTensorInfo
 
 // ---- tokenizer -----------------------------------------------------------------------
 
-// GPT-2's byte-level alphabet (bytes_to_unicode): printable bytes stand for
-// themselves, the other 68 map to U+0100.. in byte order.
-std::array<uint32_t, 256> ByteAlphabet() {
-  std::array<uint32_t, 256> a{};
-  uint32_t next = 256;
-  for (uint32_t b = 0; b < 256; ++b) {
-    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-    a[b] = printable ? b : next++;
-  }
-  return a;
-}
-
-bool InByteAlphabet(uint32_t cp) {
-  return (cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 323);
-}
-
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 // Whether every code point of s is in the byte-level alphabet (false for
 // invalid UTF-8).
@@ -151,7 +119,7 @@ bool SpelledInAlphabet(const std::string& s) {
       if ((cc >> 6) != 0x2) return false;
       cp = (cp << 6) | (cc & 0x3F);
     }
-    if (!InByteAlphabet(cp)) return false;
+    if (ByteLevelByte(cp) < 0) return false;
     i += len;
   }
   return true;
@@ -356,7 +324,7 @@ Result<HfTokenizerFiles> HfTokenizerFromGguf(const GgufFile& f, int64_t model_ma
   // vocab, in id order. nlohmann's ordered_json looks keys up linearly,
   // which is quadratic for 100k tokens, so this object is written by hand
   // and spliced in below.
-  const auto alphabet = ByteAlphabet();
+  const auto& alphabet = ByteLevelAlphabet();
   std::unordered_map<std::string, int64_t> seen;
   seen.reserve(tokens.size());
   std::string vocab_text = "{";

@@ -28,23 +28,6 @@ std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 // ---- UTF-8 -------------------------------------------------------------------
 
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 // Decodes the character at s[i] (valid UTF-8 assumed, as JSON strings and
 // Rust strings are); advances i. Invalid bytes decode as themselves.
@@ -99,44 +82,23 @@ size_t WhiteSpaceRunLength(std::string_view s) {
   return i;
 }
 
-// ---- the ByteLevel alphabet ----------------------------------------------------
-
-// GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves,
-// the other 68 map to U+0100.. in byte order.
-struct ByteAlphabet {
-  std::array<uint32_t, 256> to_cp{};
-  std::array<int16_t, 324> to_byte{};  // code point → byte, -1 when not in the alphabet
-  ByteAlphabet() {
-    to_byte.fill(-1);
-    uint32_t next = 256;
-    for (uint32_t b = 0; b < 256; ++b) {
-      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-      to_cp[b] = printable ? b : next++;
-      to_byte[to_cp[b]] = static_cast<int16_t>(b);
-    }
-  }
-};
-
-const ByteAlphabet& Alphabet() {
-  static const ByteAlphabet a;
-  return a;
-}
+// ---- the ByteLevel alphabet (ByteLevelAlphabet, ByteLevelByte: tokenizer.h) -----
 
 // HF's ByteLevel decoder on one token: its characters as bytes when every
 // one is in the alphabet; otherwise the token's own UTF-8 (e.g. an added
 // token "<|im_end|>" is both).
 std::string ByteLevelDecode(std::string_view token, bool* all_mapped = nullptr) {
-  const ByteAlphabet& a = Alphabet();
   std::string bytes;
   bytes.reserve(token.size());
   size_t i = 0;
   while (i < token.size()) {
     const uint32_t cp = NextCodePoint(token, &i);
-    if (cp >= a.to_byte.size() || a.to_byte[cp] < 0) {
+    const int byte = ByteLevelByte(cp);
+    if (byte < 0) {
       if (all_mapped) *all_mapped = false;
       return std::string(token);
     }
-    bytes.push_back(static_cast<char>(a.to_byte[cp]));
+    bytes.push_back(static_cast<char>(byte));
   }
   if (all_mapped) *all_mapped = true;
   return bytes;
@@ -407,11 +369,11 @@ Status HfTokenizer::LoadModel(const Json& model,
   };
 
   BpeModel::Options o;
-  const ByteAlphabet& alphabet = Alphabet();
+  const auto& alphabet = ByteLevelAlphabet();
   bool missing_byte = false;
   for (int b = 0; b < 256; ++b) {
     std::string ch;
-    AppendUtf8(alphabet.to_cp[b], &ch);
+    AppendUtf8(alphabet[b], &ch);
     o.byte_ids[b] = vocab_id(ch);
     missing_byte |= o.byte_ids[b] < 0;
   }

@@ -18,32 +18,6 @@ constexpr std::array<const char*, 8> kSpecials = {
     "<|eot_id|>",        "<|eom_id|>",      "<|python_tag|>",      "<|finetune_right_pad_id|>",
 };
 
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
-// The ByteLevel alphabet (as in GPT-2): printable Latin-1 bytes stand for
-// themselves, the other 68 bytes map to U+0100.. in byte order, so every
-// byte is one visible character in tokenizer.json's vocab.
-std::array<uint32_t, 256> ByteLevelAlphabet() {
-  std::array<uint32_t, 256> cp{};
-  uint32_t next = 256;
-  for (uint32_t b = 0; b < 256; ++b) {
-    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-    cp[b] = printable ? b : next++;
-  }
-  return cp;
-}
-
 ordered_json AddedToken(int32_t id) {
   return ordered_json{{"id", id},          {"content", kSpecials[id - 256]},
                       {"single_word", false}, {"lstrip", false},
@@ -131,6 +105,54 @@ Result<std::string> ByteTokenizer::Decode(const std::vector<int32_t>& ids, bool 
   return SanitizeUtf8(bytes);
 }
 
+namespace {
+
+struct ByteLevelTables {
+  std::array<uint32_t, 256> to_cp{};
+  std::array<int16_t, 324> to_byte{};  // code point → byte, -1 when not in the alphabet
+  ByteLevelTables() {
+    to_byte.fill(-1);
+    uint32_t next = 256;
+    for (uint32_t b = 0; b < 256; ++b) {
+      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
+      to_cp[b] = printable ? b : next++;
+      to_byte[to_cp[b]] = static_cast<int16_t>(b);
+    }
+  }
+};
+
+const ByteLevelTables& Tables() {
+  static const ByteLevelTables t;
+  return t;
+}
+
+}  // namespace
+
+const std::array<uint32_t, 256>& ByteLevelAlphabet() { return Tables().to_cp; }
+
+int ByteLevelByte(uint32_t cp) {
+  const auto& to_byte = Tables().to_byte;
+  return cp < to_byte.size() ? to_byte[cp] : -1;
+}
+
+void AppendUtf8(uint32_t cp, std::string* out) {
+  if (cp < 0x80) {
+    out->push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
 std::string SanitizeUtf8(std::string_view s) {
   static const char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD
   std::string out;
@@ -190,7 +212,7 @@ std::string SanitizeUtf8(std::string_view s) {
 }
 
 std::string ByteTokenizer::TokenizerJson() {
-  const auto alphabet = ByteLevelAlphabet();
+  const auto& alphabet = ByteLevelAlphabet();
   ordered_json vocab = ordered_json::object();
   for (uint32_t b = 0; b < 256; ++b) {
     std::string ch;

@@ -4,6 +4,7 @@
 // No merges, so any byte string round-trips exactly. It is saved as an HF
 // tokenizer.json (BPE over the ByteLevel alphabet with no merges) that
 // transformers' PreTrainedTokenizerFast loads with identical ids.
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -64,5 +65,14 @@ class ByteTokenizer {
 
 // Replaces each maximal invalid UTF-8 subsequence of bytes with U+FFFD.
 std::string SanitizeUtf8(std::string_view bytes);
+
+// GPT-2's byte-level alphabet (bytes_to_unicode): printable Latin-1 bytes
+// stand for themselves, the other 68 bytes map to U+0100.. in byte order,
+// so every byte is one visible character in a tokenizer.json vocabulary.
+const std::array<uint32_t, 256>& ByteLevelAlphabet();
+// The byte an alphabet character stands for; -1 when cp is not one.
+int ByteLevelByte(uint32_t cp);
+// Appends the UTF-8 encoding of the code point cp (< 0x110000).
+void AppendUtf8(uint32_t cp, std::string* out);
 
 }  // namespace herd::model
