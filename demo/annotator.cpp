@@ -12,18 +12,9 @@ namespace herd::demo {
 
 using nlohmann::json;
 
-namespace {
-// The first integer of a response, if any.
-std::optional<long> FirstInt(const std::string& s) {
-  static const std::regex num(R"(-?\d+)");
-  std::smatch m;
-  if (!std::regex_search(s, m, num)) return std::nullopt;
-  return std::stol(m[0].str());
-}
-}  // namespace
-
 int SimulatedAnnotator::AnswerPending(api::HttpClient& c, const std::string& run) {
-  const worker::Checker* checker = worker::FindChecker("arithmetic");
+  const worker::Checker* checker = worker::FindChecker(o_.checker);
+  if (checker == nullptr) return 0;
   auto page = api::GetJson(c, "/v1/runs/" + run + "/annotation-requests?state=pending&page_size=1000");
   if (!page.ok()) return 0;
   std::uniform_real_distribution<double> u(0, 1);
@@ -36,7 +27,7 @@ int SimulatedAnnotator::AnswerPending(api::HttpClient& c, const std::string& run
     // How far each answer is from the truth decides the strength (§4.2.1's
     // four levels); a tie is a coin flip, "marginally better".
     auto dist = [&](const std::string& r) {
-      auto x = FirstInt(r);
+      auto x = checker->Stated(r);
       return x && want ? std::fabs(double(*x) - std::stod(*want)) : 100.0;
     };
     double da = sa >= 1 ? 0 : dist(a), db = sb >= 1 ? 0 : dist(b);

@@ -20,6 +20,10 @@ struct AnnotatorOptions {
   double edit_rate = 0.3;      // a wrong chosen answer gets corrected. Default: 0.3
   uint64_t seed = 1;
   std::string name = "sim-annotator";
+  // The verifier that plays the human (workers/runtime/checkers.h).
+  // Default: arithmetic (the tiny demo's); the real-model demo uses the
+  // run config's eval checker.
+  std::string checker = "arithmetic";
 };
 
 class SimulatedAnnotator {

@@ -211,7 +211,9 @@ int main(int argc, char** argv) {
   if (auto s = c.Request("POST", "/v1/runs/" + id + ":start"); !s.ok() || s->status != 200) return fail("start");
   std::printf("run %s: %zu prompts, %d rounds\n", id.c_str(), qs.size(), cfg.value("rounds", 6));
 
-  herd::demo::SimulatedAnnotator annotator({});
+  herd::demo::AnnotatorOptions ao;
+  if (cfg.contains("eval") && cfg["eval"].is_object()) ao.checker = cfg["eval"].value("checker", ao.checker);
+  herd::demo::SimulatedAnnotator annotator(ao);
   std::string last_line, state;
   json final_run;
   while (true) {

@@ -102,16 +102,27 @@ INSTANTIATE_TEST_SUITE_P(
                 "dpo.averaging: \"greedy\" chooses by reward-model pair accuracy, so only reward_model supports it"},
         BadCase{R"({"name": "r", "base_checkpoint": "/m", "reward_model": {"averaging": "greedy", "val_fraction": 0}})",
                 "reward_model.val_fraction: must be > 0 when averaging is \"greedy\""},
+        BadCase{R"({"name": "r", "base_checkpoint": "/m", "chat_format": "vicuna"})",
+                "chat_format: must be one of llama3, chatml"},
         BadCase{R"({"name": "r", "base_checkpoint": "/m", "reward_model": {"averaging": "greedy", "held_out_fraction": 0.5, "val_fraction": 0.5}})",
                 "reward_model.val_fraction: held_out_fraction + val_fraction must be < 1"}));
 
 TEST(RunConfig, CanonicalJsonRoundTrips) {
-  auto c = ParseRunConfig(ReadFile(std::string(HERD_SOURCE_DIR) + "/configs/tiny.json"));
-  ASSERT_TRUE(c.ok());
-  std::string j1 = RunConfigToJson(*c);
-  auto c2 = ParseRunConfig(j1);
-  ASSERT_TRUE(c2.ok()) << c2.status().ToString();
-  EXPECT_EQ(RunConfigToJson(*c2), j1);
+  for (const char* name : {"tiny.json", "smollm2-135m.json"}) {
+    auto c = ParseRunConfig(ReadFile(std::string(HERD_SOURCE_DIR) + "/configs/" + name));
+    ASSERT_TRUE(c.ok()) << name << ": " << c.status().ToString();
+    std::string j1 = RunConfigToJson(*c);
+    auto c2 = ParseRunConfig(j1);
+    ASSERT_TRUE(c2.ok()) << c2.status().ToString();
+    EXPECT_EQ(RunConfigToJson(*c2), j1);
+  }
+  // The text overrides survive the round trip.
+  auto t = ParseRunConfig(R"({"name": "r", "base_checkpoint": "/m", "tokenizer": "/t.json", "chat_format": "chatml"})");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto t2 = ParseRunConfig(RunConfigToJson(*t));
+  ASSERT_TRUE(t2.ok());
+  EXPECT_EQ(t2->tokenizer, "/t.json");
+  EXPECT_EQ(t2->chat_format, "chatml");
 }
 
 }  // namespace

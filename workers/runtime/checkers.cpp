@@ -17,6 +17,10 @@ std::string Trim(std::string_view s) {
 
 class Arithmetic final : public Checker {
  public:
+  // final: the response's last integer is its answer ("3 + 4 = 7");
+  // otherwise its first ("7, because ...").
+  explicit Arithmetic(bool final) : final_(final) {}
+
   std::optional<std::string> Answer(std::string_view prompt) const override {
     // "3+4", "3 - 4", "3 plus 4", "3 minus 4", "3 times 4", "Add 3 and 4".
     static const std::regex infix(R"((-?\d{1,9})\s*(\+|-|\*|plus|minus|times)\s*(-?\d{1,9}))",
@@ -40,14 +44,25 @@ class Arithmetic final : public Checker {
     int64_t r = op == '+' ? a + b : op == '-' ? a - b : a * b;
     return std::to_string(r);
   }
+  std::optional<int64_t> Stated(std::string_view response) const override {
+    static const std::regex num(R"(-?\d{1,18})");
+    std::optional<int64_t> got;
+    for (std::cregex_iterator it(response.data(), response.data() + response.size(), num), end; it != end;
+         ++it) {
+      got = std::stoll((*it)[0].str());
+      if (!final_) break;
+    }
+    return got;
+  }
   double Score(std::string_view prompt, std::string_view response) const override {
     auto want = Answer(prompt);
-    if (!want) return 0.0;
-    static const std::regex num(R"(-?\d+)");
-    std::cmatch m;
-    if (!std::regex_search(response.data(), response.data() + response.size(), m, num)) return 0.0;
-    return m[0].str() == *want ? 1.0 : 0.0;
+    auto got = Stated(response);
+    if (!want || !got) return 0.0;
+    return std::to_string(*got) == *want ? 1.0 : 0.0;
   }
+
+ private:
+  bool final_ = false;
 };
 
 class Reverse final : public Checker {
@@ -73,9 +88,10 @@ class Reverse final : public Checker {
 }  // namespace
 
 const Checker* FindChecker(std::string_view name) {
-  static const Arithmetic arithmetic;
+  static const Arithmetic arithmetic(/*final=*/false), arithmetic_final(/*final=*/true);
   static const Reverse reverse;
   if (name == "arithmetic") return &arithmetic;
+  if (name == "arithmetic_final") return &arithmetic_final;
   if (name == "reverse") return &reverse;
   return nullptr;
 }

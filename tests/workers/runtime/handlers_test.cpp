@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -13,12 +14,16 @@
 #include "tasks/protocol.h"
 #include "tasks/rejection_sample.h"
 #include "tasks/train.h"
+#include "workers/model/chat_format.h"
 #include "workers/model/checkpoint.h"
+#include "workers/model/gguf_import.h"
 #include "workers/model/llama.h"
 #include "workers/model/tokenizer.h"
 #include "workers/runtime/checkers.h"
 #include "workers/runtime/handlers.h"
 #include "workers/runtime/task_io.h"
+#include "tests/testing/real_model.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/testing/tiny_llama.h"
 
 namespace herd::worker {
@@ -90,6 +95,54 @@ TEST_F(TrainHandlersTest, SftTrainsAndWritesALoadableCheckpoint) {
   EXPECT_TRUE(fs::exists(out + "/tokenizer.json"));
   auto m = LoadModel(out, 1, 16);
   ASSERT_TRUE(m.ok()) << m.status().ToString();
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_F(TrainHandlersTest, CheckpointsKeepTheirSourcesTokenizerFiles) {
+  // A base whose tokenizer_config.json has a field of its own and whose
+  // template is a separate chat_template.jinja that trims content.
+  json cfg = json::parse(ReadAll(Base() + "/tokenizer_config.json"));
+  cfg["model_max_length"] = 777;
+  std::ofstream(Base() + "/tokenizer_config.json") << cfg.dump(2);
+  const std::string jinja = model::ChatTemplateJinja({model::ChatTemplateKind::kLlama3, "", true});
+  std::ofstream(Base() + "/chat_template.jinja") << jinja;
+
+  std::string out = (dir_ / "kept").string();
+  auto r = Run(tasks::kTrainSft, Train(Convs(), out, 2));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}) {
+    EXPECT_EQ(ReadAll(out + "/" + f), ReadAll(Base() + "/" + f)) << f;
+  }
+  auto kept = model::LoadChatFormatter(out);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_TRUE(kept->chat_template().trim_content);
+  EXPECT_EQ(json::parse(ReadAll(out + "/generation_config.json"))["eos_token_id"], json::array({model::kEotId}));
+
+  // A run that chooses the format: the checkpoint's template says so, the
+  // rest of tokenizer_config.json is the source's.
+  std::string chosen = (dir_ / "chosen").string();
+  tasks::TrainSpec spec = Train(Convs(), chosen, 2);
+  spec.text.chat_format = "llama3";
+  r = Run(tasks::kTrainSft, spec);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(fs::exists(chosen + "/chat_template.jinja"));
+  const json saved = json::parse(ReadAll(chosen + "/tokenizer_config.json"));
+  EXPECT_EQ(saved["model_max_length"], 777);
+  EXPECT_EQ(saved["chat_template"], model::ChatTemplateJinja({model::ChatTemplateKind::kLlama3, "", false}));
+  auto f = model::LoadChatFormatter(chosen);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_FALSE(f->chat_template().trim_content);
+
+  // A format the tokenizer cannot do fails the task, naming spec.text.
+  spec.out = (dir_ / "never").string();
+  spec.text.chat_format = "chatml";
+  r = Run(tasks::kTrainSft, spec);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("spec.text"), std::string::npos) << r.status().message();
 }
 
 TEST_F(TrainHandlersTest, RewardModelFromTheLmBackboneFiltersStrengths) {
@@ -263,12 +316,59 @@ TEST(Checkers, ArithmeticAndReverse) {
   EXPECT_EQ(a->Answer("Add 9 and 6.").value(), "15");
   EXPECT_EQ(a->Answer("9 minus 6").value(), "3");
   EXPECT_FALSE(a->Answer("no numbers here").has_value());
+  EXPECT_EQ(a->Score("What is 3+4?", "3 + 4 = 7"), 0.0);  // the first integer is the answer
+  const Checker* f = FindChecker("arithmetic_final");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->Score("What is 3+4?", "3 + 4 = 7"), 1.0);  // the last one is
+  EXPECT_EQ(f->Score("What is 3+4?", "7, not 8"), 0.0);
+  EXPECT_EQ(f->Stated("3 + 4 = 7").value(), 7);
+  EXPECT_EQ(a->Stated("3 + 4 = 7").value(), 3);
+  EXPECT_FALSE(f->Stated("seven").has_value());
   const Checker* r = FindChecker("reverse");
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->Score("Reverse: abc", " cba "), 1.0);
   EXPECT_GT(r->Score("Reverse: abcd", "dcxx"), 0.0);
   EXPECT_LT(r->Score("Reverse: abcd", "dcxx"), 1.0);
   EXPECT_EQ(FindChecker("chess"), nullptr);
+}
+
+// The real model through a training task: SmolLM2-135M-Instruct imported
+// from its GGUF, two SFT steps on ChatML conversations; the checkpoint keeps
+// the tokenizer and the template with its default system prompt.
+TEST(RealModelTraining, SftKeepsSmolLM2sTokenizerAndTemplate) {
+  const std::string gguf = testing::RealModelPath();
+  if (gguf.empty()) GTEST_SKIP() << testing::kRealModelSkip;
+  testing::TempDir tmp("real-sft");
+  const std::string base = tmp.path() + "/base";
+  auto imported = model::ImportGguf(gguf, base);
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  const std::string data = tmp.path() + "/sft.jsonl";
+  std::ofstream(data) << R"({"id":"a","messages":[{"role":"user","content":"What is 3+4?"},{"role":"assistant","content":"7"}]})"
+                      << "\n"
+                      << R"({"id":"b","messages":[{"role":"user","content":"What is 2+5?"},{"role":"assistant","content":"7"}]})"
+                      << "\n";
+  WorkerOptions o;
+  o.daemon_url = "http://127.0.0.1:1";
+  Worker w(o);
+  AddEngineHandlers(w);
+  tasks::TrainSpec spec;
+  spec.base = base;
+  spec.dataset = data;
+  spec.out = tmp.path() + "/sft";
+  spec.checkpoint_id = "ck-sft";
+  spec.hparams = {.lr = 1e-5, .steps = 2, .batch_rows = 1, .seq_len = 64, .seed = 1};
+  auto r = w.RunLocal(tasks::kTrainSft, tasks::ToJson(spec));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(std::isfinite((*r)["metrics"]["loss"].get<double>()));
+  EXPECT_EQ(ReadAll(spec.out + "/tokenizer.json"), ReadAll(base + "/tokenizer.json"));
+  EXPECT_EQ(ReadAll(spec.out + "/tokenizer_config.json"), ReadAll(base + "/tokenizer_config.json"));
+  auto f = model::LoadChatFormatter(spec.out);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->chat_template().kind, model::ChatTemplateKind::kChatML);
+  EXPECT_NE(f->chat_template().default_system.find("SmolLM"), std::string::npos);
+  EXPECT_EQ(f->end_of_turn(), 2);  // <|im_end|>
+  const json gen = json::parse(ReadAll(spec.out + "/generation_config.json"));
+  EXPECT_EQ(gen["eos_token_id"], json::array({2}));  // the config's EOS is <|im_end|> already
 }
 
 }  // namespace
