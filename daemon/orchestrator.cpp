@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "stores/artifacts.h"
@@ -540,15 +541,60 @@ Status Orchestrator::ApplyResult(stores::WriteTxn& txn, const Task& task) {
 Status Orchestrator::Tick() {
   auto n = scheduler_->ExpireLeases(TaskCommit());
   if (!n.ok()) spdlog::warn("lease expiry failed: {}", n.status().ToString());
-  std::vector<std::string> runs;
+  std::vector<std::string> runs, open;
   HERD_RETURN_IF_ERROR(ForEachRun(store_, [&](const stores::Run& r) {
     if (r.state == "running") runs.push_back(r.id);
+    if (r.state == "running" || r.state == "paused") open.push_back(r.id);
   }));
+  // Unanswered annotation requests expire, checked every few seconds (a
+  // scan of the pending ones), before the runs advance on the counts.
+  const Millis now = clock_->NowMs();
+  if (now - last_request_sweep_ms_ >= kRequestSweepPeriodMs) {
+    last_request_sweep_ms_ = now;
+    for (const auto& id : open) {
+      Status s = ExpireRequests(id);
+      if (!s.ok()) spdlog::warn("run={} request expiry failed: {}", id, s.ToString());
+    }
+  }
   for (const auto& id : runs) {
     Status s = AdvanceRun(id);
     if (!s.ok()) spdlog::warn("run={} advance failed: {}", id, s.ToString());
   }
   return Status::Ok();
+}
+
+Status Orchestrator::ExpireRequests(const std::string& run_id) {
+  std::lock_guard<std::mutex> l(mu_);
+  HERD_ASSIGN_OR_RETURN(stores::Run run, store_->GetRun(run_id));
+  HERD_ASSIGN_OR_RETURN(RunConfig cfg, ParseRunConfig(run.config_json));
+  if (cfg.annotation.request_ttl_s <= 0) return Status::Ok();
+  const Millis now = clock_->NowMs();
+  const Millis ttl_ms = cfg.annotation.request_ttl_s * 1000;
+  std::vector<stores::AnnotationRequest> due;
+  stores::PageRequest page{.page_size = 1000};
+  do {
+    HERD_ASSIGN_OR_RETURN(auto p, store_->ListAnnotationRequests(run_id, "pending", page));
+    for (auto& q : p.items) {
+      if (q.state == "pending" && now - q.created_ms >= ttl_ms) due.push_back(std::move(q));
+    }
+    page.page_token = p.next_page_token;
+  } while (!page.page_token.empty());
+  if (due.empty()) return Status::Ok();
+  stores::WriteTxn txn = store_->NewTxn();
+  std::map<uint32_t, uint64_t> per_round;
+  for (auto& q : due) {
+    q.state = "expired";
+    txn.PutAnnotationRequest(q);
+    ++per_round[q.round];
+  }
+  for (const auto& [round, count] : per_round) {
+    txn.AddCounter(stages::CounterKey("expired", run_id, round), count);
+  }
+  txn.AppendEvent({run_id, 0, now, "annotation_requests.expired",
+                   std::to_string(due.size()) + " annotation requests unanswered after " +
+                       std::to_string(cfg.annotation.request_ttl_s) + " s expired",
+                   ""});
+  return store_->Commit(txn);
 }
 
 Status Orchestrator::AdvanceRun(const std::string& run_id) {

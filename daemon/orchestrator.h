@@ -9,6 +9,7 @@
 // so killing herdd at any moment and starting it again resumes from the
 // last committed transition with nothing lost or done twice.
 // docs/orchestrator.md has the stage table.
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -129,6 +130,10 @@ class Orchestrator {
   // annotation requests), written in the batch that marks it succeeded.
   Status ApplyResult(stores::WriteTxn& txn, const Task& task);
   stages::RunView View(RunCtx& ctx, stores::Round& round, size_t stage_index);
+  // Marks the run's pending annotation requests older than its
+  // annotation.request_ttl_s "expired" (counter "expired" per round, one
+  // event), so the collect stage stops waiting for them.
+  Status ExpireRequests(const std::string& run_id);
   // Moves a run from one of `from` to `to`, with an event "run.<event>".
   Status RunTransition(const std::string& run_id, std::initializer_list<const char*> from,
                        const std::string& to, const std::string& event);
@@ -139,6 +144,8 @@ class Orchestrator {
   const Clock* clock_;
   OrchestratorOptions opts_;
   std::mutex mu_;  // serialises run/round transitions (one writer)
+  static constexpr Millis kRequestSweepPeriodMs = 5'000;
+  std::atomic<Millis> last_request_sweep_ms_{0};  // Tick's last ExpireRequests pass
   mutable std::mutex workers_mu_;
   std::vector<WorkerInfo> workers_;
 

@@ -180,6 +180,7 @@ Result<RunConfig> ParseRunConfig(const std::string& json_text) {
     }
     s.Num("temperature", &a.temperature, 0.0, 10.0);
     s.Int("max_new_tokens", &a.max_new_tokens, 1, 1 << 20);
+    s.Int("request_ttl_s", &a.request_ttl_s, 0, INT64_MAX / 1000);
   });
   ReadObject(root, "eval", &err, [&](ObjectReader& s) {
     s.Int("prompts", &c.eval.prompts, 0, INT64_MAX);
@@ -256,7 +257,8 @@ std::string RunConfigToJson(const RunConfig& c) {
                      {"min_answers", a.min_answers},
                      {"default_strength", a.default_strength},
                      {"temperature", a.temperature},
-                     {"max_new_tokens", a.max_new_tokens}};
+                     {"max_new_tokens", a.max_new_tokens},
+                     {"request_ttl_s", a.request_ttl_s}};
   j["eval"] = {{"prompts", c.eval.prompts},
                {"samples_per_prompt", c.eval.samples_per_prompt},
                {"checker", c.eval.checker}};

@@ -82,6 +82,11 @@ struct AnnotationPolicy {
   std::string default_strength = "better";  // for uploads without one. Default: better
   double temperature = 0.9;       // sampling for the two shown responses. Default: 0.9
   int64_t max_new_tokens = 256;   // Default: 256
+  // A request nobody answered in this many seconds expires: it can no
+  // longer be answered, and the round stops waiting for it (the collect
+  // stage then needs min_answers of the requests still open or answered).
+  // 0 = never. Default: 604800 (a week)
+  int64_t request_ttl_s = 7 * 24 * 3600;
 };
 
 struct EvalConfig {

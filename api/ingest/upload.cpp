@@ -48,16 +48,23 @@ void AnnotationUpload::OnError(LineError&& e) {
   if (errors_.size() < opts_.max_reported_errors) errors_.push_back(std::move(e));
 }
 
+void CountAnnotations(metrics::Registry* registry, const std::string& result, uint64_t n) {
+  if (registry == nullptr) return;
+  registry
+      ->AddCounter("herd_annotations_total",
+                   "Annotations taken in: lines of finished uploads and answers to annotation "
+                   "requests, by result.",
+                   {"result"})
+      .WithLabels({result})
+      .Increment(static_cast<double>(n));
+}
+
 void AnnotationUpload::Count(uint64_t accepted, uint64_t duplicates, uint64_t rejected,
                              uint64_t aborted) {
-  if (opts_.metrics == nullptr) return;
-  auto& f = opts_.metrics->AddCounter("herd_annotations_total",
-                                      "Annotation lines of finished uploads, by result.",
-                                      {"result"});
-  f.WithLabels({"accepted"}).Increment(static_cast<double>(accepted));
-  f.WithLabels({"duplicate"}).Increment(static_cast<double>(duplicates));
-  f.WithLabels({"rejected"}).Increment(static_cast<double>(rejected));
-  f.WithLabels({"aborted"}).Increment(static_cast<double>(aborted));
+  CountAnnotations(opts_.metrics, "accepted", accepted);
+  CountAnnotations(opts_.metrics, "duplicate", duplicates);
+  CountAnnotations(opts_.metrics, "rejected", rejected);
+  CountAnnotations(opts_.metrics, "aborted", aborted);
 }
 
 Status AnnotationUpload::OnChunk(std::string_view chunk) {

@@ -43,9 +43,16 @@ struct UploadOptions {
   size_t max_reported_errors = 1000;
   // When set, each finished upload adds its lines to
   // herd_annotations_total{result="accepted|duplicate|rejected|aborted"}
-  // ("aborted": valid lines of a failed atomic upload). Default: null.
+  // ("aborted": valid lines of a failed atomic upload; CountAnnotations).
+  // Default: null.
   metrics::Registry* metrics = nullptr;
 };
+
+// Adds n to herd_annotations_total{result}: every annotation herdd takes
+// in, lines of finished uploads (accepted, duplicate, rejected, aborted)
+// and answers to its annotation requests (answered). A null registry
+// counts nothing.
+void CountAnnotations(metrics::Registry* registry, const std::string& result, uint64_t n);
 
 // defaults + the request's query: "atomic=true|false|1|0". InvalidArgument
 // naming the parameter otherwise.

@@ -1,6 +1,7 @@
 // Runs, rounds, stages, annotation requests and the read-only listings.
 #include <nlohmann/json.hpp>
 
+#include "api/ingest/upload.h"
 #include "api/routes/record_json.h"
 #include "api/routes/route_groups.h"
 #include "api/routes/route_util.h"
@@ -141,7 +142,7 @@ Status AddRunRoutes(Router& r, const RouteCtx& c) {
   }, annotator));
 
   HERD_RETURN_IF_ERROR(r.Add("POST", "/v1/runs/{run}/annotation-requests/{id}:answer",
-                             [orch, reader](const Request& req) {
+                             [orch, reader, metrics = c.metrics](const Request& req) {
     auto body = ObjectBody(req);
     if (!body.ok()) return Problem(body.status());
     daemon::Answer a;
@@ -156,6 +157,7 @@ Status AddRunRoutes(Router& r, const RouteCtx& c) {
     if (a.annotator.empty()) a.annotator = req.principal;
     s = orch->AnswerRequest(req.Param("run"), req.Param("id"), a);
     if (!s.ok()) return Problem(s);
+    ingest::CountAnnotations(metrics, "answered", 1);
     auto q = reader->GetAnnotationRequest(req.Param("run"), req.Param("id"));
     if (!q.ok()) return Problem(q.status());
     return JsonResponse(200, {{"annotation_request", RequestJson(*q)}});

@@ -96,9 +96,13 @@ class Collect final : public Stage {
     }
     HERD_ASSIGN_OR_RETURN(uint64_t answers, v.store->GetCounter(CounterKey("answers", v.run.id, v.r())));
     HERD_ASSIGN_OR_RETURN(uint64_t requests, v.store->GetCounter(CounterKey("requests", v.run.id, v.r())));
-    const uint64_t need = std::min<uint64_t>(static_cast<uint64_t>(v.cfg.annotation.min_answers), requests);
+    HERD_ASSIGN_OR_RETURN(uint64_t expired, v.store->GetCounter(CounterKey("expired", v.run.id, v.r())));
+    // Expired requests will never be answered: wait only for the others.
+    const uint64_t open = requests - std::min(requests, expired);
+    const uint64_t need = std::min<uint64_t>(static_cast<uint64_t>(v.cfg.annotation.min_answers), open);
     if (answers < need) return Verdict::Waiting();  // waiting for humans
-    return Verdict::Finished("", nlohmann::json{{"requests", requests}, {"answers", answers}}.dump());
+    return Verdict::Finished(
+        "", nlohmann::json{{"requests", requests}, {"answers", answers}, {"expired", expired}}.dump());
   }
 };
 

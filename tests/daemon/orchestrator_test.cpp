@@ -191,7 +191,7 @@ class OrchestratorTest : public ::testing::Test {
         ++done;
         continue;
       }
-      int answered = AnswerAll(run);
+      int answered = answer_ ? AnswerAll(run) : 0;
       if (answered == 0) {
         auto p = orch_->Progress(run);
         if (!p.ok() || p->run.state != "running") break;
@@ -249,6 +249,7 @@ class OrchestratorTest : public ::testing::Test {
   std::string worker_;
   std::vector<std::string> kinds_;
   std::vector<std::string> specs_;  // of every leased task, in order
+  bool answer_ = true;              // Work answers every pending annotation request
   std::map<std::string, tasks::AverageSpec> avg_specs_;  // stage -> spec of its last average task
 };
 
@@ -445,6 +446,45 @@ TEST_F(OrchestratorTest, ARunsTokenizerAndChatFormatAreCheckedAtCreationAndReach
     ++with_text;
   }
   EXPECT_GE(with_text, 5);  // generate, train_rm, rejection_sample, train_sft, train_dpo, eval
+}
+
+TEST_F(OrchestratorTest, UnansweredRequestsExpireAndTheRoundGoesOnWithoutThem) {
+  auto run = orch_->CreateRun(Config(
+      1, 2, 1, {{"annotation", {{"comparisons_per_round", 4}, {"min_answers", 4}, {"request_ttl_s", 60}}}}));
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  ASSERT_TRUE(orch_->AddPrompts(run->id, TestPrompts(5)).ok());
+  ASSERT_TRUE(orch_->StartRun(run->id).ok());
+  answer_ = false;
+  Work(run->id);  // the generate tasks; then the round waits for people
+  auto pending = store_->ListAnnotationRequests(run->id, "pending", {});
+  ASSERT_TRUE(pending.ok());
+  const size_t n = pending->items.size();
+  ASSERT_GE(n, 2u);
+  Answer a{.choice = "a", .strength = "better", .annotator = "alice"};
+  ASSERT_TRUE(orch_->AnswerRequest(run->id, pending->items[0].id, a).ok());
+  ASSERT_TRUE(orch_->Tick().ok());
+  EXPECT_EQ(orch_->Progress(run->id)->run.current_stage, "collect");  // 1 of 4 answers
+
+  clock_.Advance(30'000);  // younger than the TTL: nothing expires
+  ASSERT_TRUE(orch_->Tick().ok());
+  EXPECT_EQ(store_->ListAnnotationRequests(run->id, "pending", {})->items.size(), n - 1);
+  EXPECT_EQ(orch_->Progress(run->id)->run.current_stage, "collect");
+
+  clock_.Advance(31'000);  // past it: the unanswered ones expire, the answered one stays
+  ASSERT_TRUE(orch_->Tick().ok());
+  EXPECT_TRUE(store_->ListAnnotationRequests(run->id, "pending", {})->items.empty());
+  EXPECT_EQ(store_->ListAnnotationRequests(run->id, "expired", {})->items.size(), n - 1);
+  EXPECT_EQ(store_->ListAnnotationRequests(run->id, "answered", {})->items.size(), 1u);
+  auto late = orch_->AnswerRequest(run->id, pending->items[1].id, a);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(late.message().find("expired"), std::string::npos) << late.message();
+
+  // The round no longer waits for them: it trains on the one answer.
+  EXPECT_NE(orch_->Progress(run->id)->run.current_stage, "collect");
+  Work(run->id);
+  EXPECT_EQ(orch_->Progress(run->id)->run.state, "succeeded");
+  EXPECT_EQ(store_->ListAnnotationRequests(run->id, "expired", {})->items.size(), n - 1);
 }
 
 TEST_F(OrchestratorTest, AblationsSkipTheirStages) {

@@ -166,6 +166,10 @@ TEST_F(WorkerProtocolTest, LeaseSurvivesHerddKill9) {
   auto pairs = api::GetJson(*c2, "/v1/runs/" + run + "/pairs");
   ASSERT_TRUE(pairs.ok());
   EXPECT_EQ((*pairs)["pairs"].size(), 1u);
+  // The answer is counted with the uploads; the refused ones are not.
+  auto m = c2->Request("GET", "/metrics");
+  ASSERT_TRUE(m.ok());
+  EXPECT_NE(m->body.find("herd_annotations_total{result=\"answered\"} 1\n"), std::string::npos) << m->body;
 }
 
 TEST_F(WorkerProtocolTest, LocalWorkersRegister) {
