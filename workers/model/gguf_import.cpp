@@ -295,6 +295,27 @@ Result<LlamaConfig> LlamaConfigFromGguf(const GgufFile& f) {
   return c;
 }
 
+namespace {
+
+// A metadata string as JSON for an error message; invalid UTF-8 shows as
+// U+FFFD rather than throwing.
+std::string Quoted(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Serialises JSON built from GGUF metadata strings, which nothing
+// guarantees to be UTF-8: invalid text is an error naming the file.
+Result<std::string> DumpMetadataJson(const ordered_json& j, const std::string& path, const char* what) {
+  try {
+    return j.dump(2) + "\n";
+  } catch (const nlohmann::json::type_error& e) {
+    return Status::InvalidArgument(path + ": " + what + " from the metadata is not valid UTF-8 (" +
+                                   e.what() + ")");
+  }
+}
+
+}  // namespace
+
 Result<HfTokenizerFiles> HfTokenizerFromGguf(const GgufFile& f, int64_t model_max_length) {
   HfTokenizerFiles out;
   HERD_ASSIGN_OR_RETURN(out.model, f.GetString("tokenizer.ggml.model"));
@@ -333,7 +354,7 @@ Result<HfTokenizerFiles> HfTokenizerFromGguf(const GgufFile& f, int64_t model_ma
     auto [it, fresh] = seen.emplace(spelled, id);
     if (!fresh) {
       return Status::InvalidArgument(f.path() + ": metadata key 'tokenizer.ggml.tokens': token " +
-                                     nlohmann::json(tokens[id]).dump() + " appears at ids " +
+                                     Quoted(tokens[id]) + " appears at ids " +
                                      std::to_string(it->second) + " and " + std::to_string(id));
     }
     vocab_text += (id ? ",\n      " : "\n      ") + nlohmann::json(spelled).dump() + ": " +
@@ -347,7 +368,7 @@ Result<HfTokenizerFiles> HfTokenizerFromGguf(const GgufFile& f, int64_t model_ma
     if (sp == std::string::npos || sp == 0 || sp + 1 == merges[k].size() ||
         merges[k].find(' ', sp + 1) != std::string::npos) {
       return Status::InvalidArgument(f.path() + ": metadata key 'tokenizer.ggml.merges' entry " +
-                                     std::to_string(k) + " " + nlohmann::json(merges[k]).dump() +
+                                     std::to_string(k) + " " + Quoted(merges[k]) +
                                      " is not two tokens separated by one space");
     }
     merge_pairs.push_back({merges[k].substr(0, sp), merges[k].substr(sp + 1)});
@@ -441,7 +462,7 @@ Result<HfTokenizerFiles> HfTokenizerFromGguf(const GgufFile& f, int64_t model_ma
                       {"normalizer", nullptr},  {"pre_tokenizer", pre.first},
                       {"post_processor", post}, {"decoder", ByteLevel(true, true)},
                       {"model", model}};
-  out.tokenizer_json = tok.dump(2) + "\n";
+  HERD_ASSIGN_OR_RETURN(out.tokenizer_json, DumpMetadataJson(tok, f.path(), "tokenizer.json"));
   const std::string quoted_placeholder = std::string("\"") + kVocabPlaceholder + "\"";
   out.tokenizer_json.replace(out.tokenizer_json.find(quoted_placeholder), quoted_placeholder.size(),
                              vocab_text);
@@ -461,7 +482,8 @@ Result<HfTokenizerFiles> HfTokenizerFromGguf(const GgufFile& f, int64_t model_ma
   config["model_input_names"] = {"input_ids", "attention_mask"};
   config["model_max_length"] = model_max_length;
   config["tokenizer_class"] = "PreTrainedTokenizerFast";
-  out.tokenizer_config_json = config.dump(2) + "\n";
+  HERD_ASSIGN_OR_RETURN(out.tokenizer_config_json,
+                        DumpMetadataJson(config, f.path(), "tokenizer_config.json"));
 
   if (eos) {
     std::vector<int64_t> ids = {*eos};

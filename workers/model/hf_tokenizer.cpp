@@ -295,9 +295,13 @@ Result<bool> GetBool(const Json& j, const char* key, const std::string& path, bo
   return it->get<bool>();
 }
 
+// Ids beyond this are refused: the largest real vocabularies hold a few
+// hundred thousand tokens, and the tables are sized by the largest id.
+constexpr int64_t kMaxTokenId = int64_t{1} << 24;
+
 Result<int32_t> GetId(const Json& v, const std::string& path) {
-  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (1 << 30)) {
-    return Malformed(path, "must be an id (an integer in [0, 2^30])");
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= kMaxTokenId) {
+    return Malformed(path, "must be an id (an integer in [0, 2^24))");
   }
   return static_cast<int32_t>(v.get<int64_t>());
 }
@@ -483,6 +487,14 @@ Status HfTokenizer::Load(const Json& j) {
   int32_t max_id = -1;
   for (const auto& [token, id] : vocab) max_id = std::max(max_id, id);
   for (const AddedToken& t : added_) max_id = std::max(max_id, t.id);
+  // The tables below are indexed by id, so their size follows the largest
+  // one: a file whose ids leave most of the range empty is not a
+  // vocabulary (and would make a few bytes of JSON cost gigabytes).
+  const int64_t listed = static_cast<int64_t>(vocab.size() + added_.size());
+  if (max_id >= 2 * listed + 1024) {
+    return Malformed("model.vocab", "ids are sparse: the largest is " + std::to_string(max_id) +
+                                        " for " + std::to_string(listed) + " tokens listed");
+  }
   vocab_size_ = max_id + 1;
   std::vector<const std::string*> text(vocab_size_, nullptr);
   flags_.assign(vocab_size_, 0);

@@ -6,6 +6,7 @@
 // Exit 0 on success, 1 when the command failed, 2 for a bad command line.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <exception>
 #include <string>
 
 #include "common/version.h"
@@ -35,6 +36,11 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   } catch (const herd::model_tool::CommandFailed& f) {
     return f.exit_code;
+  } catch (const std::exception& e) {
+    // e.g. a GGUF whose metadata strings are not UTF-8, met while printing
+    // them as JSON: a failed command, never a crash.
+    std::fprintf(stderr, "herd-model: %s\n", e.what());
+    return 1;
   }
   return 0;
 }

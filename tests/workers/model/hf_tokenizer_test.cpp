@@ -353,6 +353,15 @@ TEST(HfTokenizer, MalformedFilesNameTheSourceAndField) {
   j.erase("model");
   EXPECT_THAT(LoadError(j), HasSubstr("model: missing"));
 
+  // Ids that would size the tables far beyond the file (found by fuzzing:
+  // a 8 KB file asked for 5 GB).
+  j = ByteJson();
+  j["added_tokens"][0]["id"] = 666666666;
+  EXPECT_THAT(LoadError(j), HasSubstr("added_tokens[0].id: must be an id (an integer in [0, 2^24))"));
+  j = ByteJson();
+  j["added_tokens"][0]["id"] = 6666666;
+  EXPECT_THAT(LoadError(j), HasSubstr("ids are sparse: the largest is 6666666"));
+
   auto missing = Tokenizer::FromFile("/nonexistent/tokenizer.json");
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(missing.status().message(), HasSubstr("/nonexistent/tokenizer.json"));
