@@ -47,6 +47,15 @@ Result<MappedFile> MappedFile::Open(const std::string& path) {
   return f;
 }
 
+Result<std::string> ReadRegularFile(const std::string& path, uint64_t max_bytes) {
+  HERD_ASSIGN_OR_RETURN(MappedFile f, MappedFile::Open(path));
+  if (f.size() > max_bytes) {
+    return Status::InvalidArgument(path + ": " + std::to_string(f.size()) + " bytes, more than the " +
+                                   std::to_string(max_bytes) + " this file may have");
+  }
+  return std::string(reinterpret_cast<const char*>(f.data()), f.size());
+}
+
 MappedFile::MappedFile(MappedFile&& o) noexcept
     : map_(std::exchange(o.map_, nullptr)), size_(std::exchange(o.size_, 0)) {}
 

@@ -32,4 +32,10 @@ class MappedFile {
   uint64_t size_ = 0;
 };
 
+// The whole of a regular file (MappedFile::Open's errors), or
+// InvalidArgument naming the path when it is larger than max_bytes: for
+// files a user names (a tokenizer.json, a template), so that /dev/zero or
+// a wrong multi-gigabyte path is refused rather than read.
+Result<std::string> ReadRegularFile(const std::string& path, uint64_t max_bytes);
+
 }  // namespace herd

@@ -1,11 +1,10 @@
 #include "workers/model/chat_format.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "common/mapped_file.h"
 #include "workers/model/hf_tokenizer.h"
 #include "workers/model/tokenizer.h"
 
@@ -36,13 +35,8 @@ std::string_view RoleText(ChatTemplateKind k, Role r) {
   return RoleName(r);
 }
 
-Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound(path + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+// config.json, tokenizer_config.json, chat_template.jinja: small files.
+Result<std::string> ReadFile(const std::string& path) { return ReadRegularFile(path, 16u << 20); }
 
 }  // namespace
 

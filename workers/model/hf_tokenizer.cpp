@@ -1,5 +1,7 @@
 #include "workers/model/hf_tokenizer.h"
 
+#include "common/mapped_file.h"
+
 #include <algorithm>
 #include <array>
 #include <fstream>
@@ -533,12 +535,9 @@ Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromJson(std::string_view to
 }
 
 Result<std::shared_ptr<const Tokenizer>> Tokenizer::FromFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound(path + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Status::IoError(path + ": read failed");
-  return FromJson(ss.str(), path);
+  // The largest real tokenizer.json files are a few tens of MB.
+  HERD_ASSIGN_OR_RETURN(std::string text, ReadRegularFile(path, uint64_t{256} << 20));
+  return FromJson(text, path);
 }
 
 Result<std::string> Tokenizer::Decode(const std::vector<int32_t>& ids, bool skip_special) const {

@@ -304,6 +304,10 @@ TEST(LoadChatFormatter, ByteCheckpointsAndClearErrors) {
   auto missing = LoadChatFormatter(d, {d + "/nowhere.json", ""});
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("nowhere.json"), std::string::npos);
+  // A path that is no file (it would read forever) is refused, not read.
+  auto zero = LoadChatFormatter(d, {"/dev/zero", ""});
+  ASSERT_FALSE(zero.ok());
+  EXPECT_NE(zero.status().message().find("not a regular file"), std::string::npos) << zero.status().message();
 }
 
 // ---- parity with transformers' apply_chat_template -------------------------
