@@ -1,15 +1,12 @@
 #include "workers/model/hf_tokenizer.h"
 
-#include "common/mapped_file.h"
-
 #include <algorithm>
 #include <array>
-#include <fstream>
-#include <sstream>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
+#include "common/mapped_file.h"
 #include "workers/model/bpe.h"
 #include "workers/model/pretokenizer.h"
 #include "workers/model/tokenizer.h"
