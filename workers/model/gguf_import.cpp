@@ -129,7 +129,8 @@ bool SpelledInAlphabet(const std::string& s) {
 // byte-level alphabet, else each UTF-8 byte respelled (as transformers'
 // GGUF conversion does for the odd token llama.cpp stores in plain text).
 std::string VocabSpelling(const std::string& token, const std::array<uint32_t, 256>& alphabet) {
-  if (SpelledInAlphabet(token)) return token;
+  // (SanitizeUtf8 also catches overlong forms that decode into the alphabet.)
+  if (SpelledInAlphabet(token) && SanitizeUtf8(token) == token) return token;
   std::string out;
   for (unsigned char b : token) AppendUtf8(alphabet[b], &out);
   return out;
