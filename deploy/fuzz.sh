@@ -2,7 +2,8 @@
 # Fuzzes herd's parsers of outside input with libFuzzer (fuzz/targets.h):
 # builds herd-fuzz with clang, ASan and UBSan in build-fuzz/, then runs each
 # target for SECONDS (default 300) on its corpus in fuzz/corpus/<target>/,
-# which libFuzzer grows with inputs that reach new code. A crash leaves its
+# which libFuzzer grows with inputs that reach new code (merged back to a
+# minimal set after each run). A crash leaves its
 # input in fuzz/crashers/<target>/; check it in: tests/fuzz replays every
 # corpus and crasher file in each test run. Outside CI (minutes per target).
 #   deploy/fuzz.sh [SECONDS] [TARGET...]
@@ -34,4 +35,15 @@ for t in "${targets[@]}"; do
     echo "fuzz: $t found a crash; its input is in fuzz/crashers/$t/" >&2
   fi
   rm -f "$log"
+  # Keep the corpus minimal: only inputs that add coverage (the seeds,
+  # named by hand, always stay).
+  merged=$(mktemp -d)
+  HERD_FUZZ_TARGET=$t "$build/fuzz/herd-fuzz" -merge=1 -max_len=65536 -timeout=10 \
+    "$merged" "fuzz/corpus/$t" >/dev/null 2>&1 || true
+  if [[ -n $(ls -A "$merged") ]]; then
+    find "fuzz/corpus/$t" -type f -regextype posix-extended -regex '.*/[0-9a-f]{40}' -delete
+    cp -n "$merged"/* "fuzz/corpus/$t/"
+  fi
+  rm -rf "$merged"
+  echo "   corpus: $(ls "fuzz/corpus/$t" | wc -l) files"
 done
