@@ -1,11 +1,16 @@
 #include "fuzz/targets.h"
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "api/ingest/annotation.h"
 #include "api/wire/http.h"
 #include "daemon/run_config.h"
+#include "stores/store.h"
 #include "workers/model/chat_format.h"
 #include "workers/model/gguf.h"
 #include "workers/model/gguf_import.h"
@@ -94,6 +99,55 @@ void HttpTarget(const uint8_t* data, size_t size) {
   (void)api::ParseTarget(Text(data, size), &path, &query);
 }
 
+// Page tokens of listings, through the public listings of a real store (a
+// RocksDB in a temporary directory, opened once per process, with a few
+// runs and requests so that a token can point somewhere).
+class FuzzStore {
+ public:
+  FuzzStore() {
+    dir_ = (std::filesystem::temp_directory_path() / ("herd-fuzz-store-" + std::to_string(::getpid()))).string();
+    stores::StoreOptions o;
+    o.data_dir = dir_;
+    auto s = stores::Store::Open(o);
+    if (!s.ok()) return;
+    store_ = std::move(s).value();
+    stores::WriteTxn txn = store_->NewTxn();
+    for (int i = 0; i < 5; ++i) {
+      stores::Run r;
+      r.id = "run-" + std::to_string(i);
+      r.name = r.id;
+      r.state = "created";
+      txn.PutRun(r);
+      stores::AnnotationRequest q;
+      q.run_id = "run-1";
+      q.id = "req-" + std::to_string(i);
+      q.state = "pending";
+      txn.PutAnnotationRequest(q);
+    }
+    if (!store_->Commit(txn).ok()) store_.reset();
+  }
+  ~FuzzStore() {
+    store_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  stores::Store* get() const { return store_.get(); }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<stores::Store> store_;
+};
+
+void PageToken(const uint8_t* data, size_t size) {
+  static FuzzStore store;
+  if (store.get() == nullptr) return;
+  stores::PageRequest r;
+  r.page_size = 2;
+  r.page_token = std::string(Text(data, size));
+  (void)store.get()->ListRuns(r);
+  (void)store.get()->ListAnnotationRequests("run-1", "pending", r);
+}
+
 }  // namespace
 
 const std::vector<NamedTarget>& Targets() {
@@ -106,6 +160,7 @@ const std::vector<NamedTarget>& Targets() {
       {"annotation_line", AnnotationLine},
       {"prompt_line", PromptLine},
       {"http_target", HttpTarget},
+      {"page_token", PageToken},
   };
   return k;
 }
