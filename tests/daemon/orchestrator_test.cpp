@@ -487,6 +487,33 @@ TEST_F(OrchestratorTest, UnansweredRequestsExpireAndTheRoundGoesOnWithoutThem) {
   EXPECT_EQ(store_->ListAnnotationRequests(run->id, "expired", {})->items.size(), n - 1);
 }
 
+// A stage writes its dataset files in Start, before the transaction that
+// records its tasks and dataset members. A crash between the two leaves a
+// file that nothing records, and the stage still pending; the restarted
+// Start selects again and replaces the file atomically before anything
+// refers to it. Here the left-over file is planted before the stage runs.
+TEST_F(OrchestratorTest, ADatasetLeftByAStartThatNeverCommittedIsReplacedBeforeUse) {
+  const std::string run = MakeRun(1, 2, 1, 10);
+  auto path = artifacts_->MakeDatasetPath(run, "sft-r1");
+  ASSERT_TRUE(path.ok()) << path.status().ToString();
+  std::ofstream(*path) << "{\"stale\": true}\n{\"stale\": true}\n";
+  ASSERT_TRUE(orch_->StartRun(run).ok());
+  Work(run);
+  ASSERT_EQ(orch_->Progress(run)->run.state, "succeeded");
+  std::string sft_dataset;
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    if (kinds_[i] == std::string("sft:") + tasks::kTrainSft) sft_dataset = json::parse(specs_[i])["dataset"];
+  }
+  ASSERT_EQ(sft_dataset, *path);  // the task reads the planted path...
+  std::ifstream in(*path);
+  int lines = 0;
+  for (std::string l; std::getline(in, l); ++lines) {
+    EXPECT_EQ(l.find("stale"), std::string::npos) << l;  // ...which holds this attempt's rows
+    EXPECT_TRUE(json::parse(l).contains("messages")) << l;
+  }
+  EXPECT_EQ(lines, Count(run).selected);  // one row per selected sample
+}
+
 TEST_F(OrchestratorTest, AblationsSkipTheirStages) {
   // Without DPO: the SFT model is the policy; no train_dpo tasks.
   auto run = orch_->CreateRun(Config(2, 2, 1, {{"dpo", {{"enabled", false}}}}));
