@@ -94,43 +94,11 @@ Result<RopeScaling> RopeScalingFromFreqs(const GgufFile& f, const GgufTensorInfo
 // ---- tokenizer -----------------------------------------------------------------------
 
 
-// Whether every code point of s is in the byte-level alphabet (false for
-// invalid UTF-8).
-bool SpelledInAlphabet(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    uint32_t cp;
-    size_t len;
-    if (c < 0x80) {
-      cp = c, len = 1;
-    } else if ((c >> 5) == 0x6) {
-      cp = c & 0x1F, len = 2;
-    } else if ((c >> 4) == 0xE) {
-      cp = c & 0x0F, len = 3;
-    } else if ((c >> 3) == 0x1E) {
-      cp = c & 0x07, len = 4;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) return false;
-    for (size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc >> 6) != 0x2) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (ByteLevelByte(cp) < 0) return false;
-    i += len;
-  }
-  return true;
-}
-
 // A token as the BPE vocabulary spells it: unchanged when already in the
 // byte-level alphabet, else each UTF-8 byte respelled (as transformers'
 // GGUF conversion does for the odd token llama.cpp stores in plain text).
 std::string VocabSpelling(const std::string& token, const std::array<uint32_t, 256>& alphabet) {
-  // (SanitizeUtf8 also catches overlong forms that decode into the alphabet.)
-  if (SpelledInAlphabet(token) && SanitizeUtf8(token) == token) return token;
+  if (IsByteLevelSpelling(token)) return token;
   std::string out;
   for (unsigned char b : token) AppendUtf8(alphabet[b], &out);
   return out;
@@ -383,7 +351,7 @@ Result<HfTokenizerFiles> HfTokenizerFromGguf(const GgufFile& f, int64_t model_ma
   ordered_json added_decoder = ordered_json::object();
   for (int64_t id = 0; id < vocab_size; ++id) {
     const int64_t type = types[id];
-    if ((type != 3 && type != 4) || !SpelledInAlphabet(tokens[id])) continue;
+    if ((type != 3 && type != 4) || !IsByteLevelSpelling(tokens[id])) continue;
     ordered_json t = AddedTokenJson(id, tokens[id], type == 3);
     added.push_back(t);
     t.erase("id");

@@ -25,27 +25,7 @@ Status Unsupported(const std::string& path, const std::string& what) {
 
 std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
-// ---- UTF-8 -------------------------------------------------------------------
-
-
-// Decodes the character at s[i] (valid UTF-8 assumed, as JSON strings and
-// Rust strings are); advances i. Invalid bytes decode as themselves.
-uint32_t NextCodePoint(std::string_view s, size_t* i) {
-  const auto b = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(s[k])); };
-  const uint32_t c = b(*i);
-  size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-  if (c >= 0x80 && c < 0xC0) len = 1;
-  if (*i + len > s.size()) len = 1;
-  uint32_t cp = c;
-  if (len == 2) cp = ((c & 0x1F) << 6) | (b(*i + 1) & 0x3F);
-  if (len == 3) cp = ((c & 0x0F) << 12) | ((b(*i + 1) & 0x3F) << 6) | (b(*i + 2) & 0x3F);
-  if (len == 4) {
-    cp = ((c & 0x07) << 18) | ((b(*i + 1) & 0x3F) << 12) | ((b(*i + 2) & 0x3F) << 6) |
-         (b(*i + 3) & 0x3F);
-  }
-  *i += len;
-  return cp;
-}
+// ---- UTF-8 (NextCodePoint: tokenizer.h) ---------------------------------------
 
 // Unicode White_Space: what Rust's regex \s matches (HF's lstrip/rstrip).
 bool IsWhiteSpace(uint32_t cp) {

@@ -153,6 +153,32 @@ void AppendUtf8(uint32_t cp, std::string* out) {
   }
 }
 
+uint32_t NextCodePoint(std::string_view s, size_t* i) {
+  const auto b = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(s[k])); };
+  const uint32_t c = b(*i);
+  size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+  if (c >= 0x80 && c < 0xC0) len = 1;
+  if (*i + len > s.size()) len = 1;
+  uint32_t cp = c;
+  if (len == 2) cp = ((c & 0x1F) << 6) | (b(*i + 1) & 0x3F);
+  if (len == 3) cp = ((c & 0x0F) << 12) | ((b(*i + 1) & 0x3F) << 6) | (b(*i + 2) & 0x3F);
+  if (len == 4) {
+    cp = ((c & 0x07) << 18) | ((b(*i + 1) & 0x3F) << 12) | ((b(*i + 2) & 0x3F) << 6) |
+         (b(*i + 3) & 0x3F);
+  }
+  *i += len;
+  return cp;
+}
+
+bool IsByteLevelSpelling(std::string_view s) {
+  if (SanitizeUtf8(s) != s) return false;  // overlong forms, surrogates, cut sequences
+  size_t i = 0;
+  while (i < s.size()) {
+    if (ByteLevelByte(NextCodePoint(s, &i)) < 0) return false;
+  }
+  return true;
+}
+
 std::string SanitizeUtf8(std::string_view s) {
   static const char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD
   std::string out;

@@ -74,5 +74,12 @@ const std::array<uint32_t, 256>& ByteLevelAlphabet();
 int ByteLevelByte(uint32_t cp);
 // Appends the UTF-8 encoding of the code point cp (< 0x110000).
 void AppendUtf8(uint32_t cp, std::string* out);
+// Decodes the character at s[*i] and advances *i past it. Meant for valid
+// UTF-8 (JSON strings); a byte that starts no sequence, or a sequence cut
+// short by the end, decodes as that one byte.
+uint32_t NextCodePoint(std::string_view s, size_t* i);
+// Whether s is valid UTF-8 made only of byte-level alphabet characters:
+// a token as a byte-level BPE vocabulary spells it.
+bool IsByteLevelSpelling(std::string_view s);
 
 }  // namespace herd::model
