@@ -338,8 +338,9 @@ Result<ChatFormatter> LoadChatFormatter(const std::string& checkpoint_dir, const
         jinja = it->get<std::string>();
       } else if (it != j.end() && it->is_array()) {  // named templates: take "default"
         for (const auto& e : *it) {
-          if (e.is_object() && e.value("name", "") == "default" && e.contains("template") &&
-              e["template"].is_string()) {
+          // (value() would throw on a name that is not a string: check each type)
+          if (e.is_object() && e.contains("name") && e["name"] == "default" &&
+              e.contains("template") && e["template"].is_string()) {
             jinja = e["template"].get<std::string>();
           }
         }

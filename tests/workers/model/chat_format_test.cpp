@@ -304,6 +304,15 @@ TEST(LoadChatFormatter, ByteCheckpointsAndClearErrors) {
   auto missing = LoadChatFormatter(d, {d + "/nowhere.json", ""});
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("nowhere.json"), std::string::npos);
+  // A malformed list of named templates is an error, not an exception.
+  WriteText(d + "/tokenizer.json", ByteTokenizer::TokenizerJson());
+  WriteText(d + "/tokenizer_config.json",
+            R"({"chat_template": [{"name": 7, "template": "x"}, {"name": "default", "template": 3}]})");
+  WriteText(d + "/config.json", R"({"vocab_size": 264})");
+  auto named = LoadChatFormatter(d);
+  ASSERT_FALSE(named.ok());
+  EXPECT_NE(named.status().message().find("no chat template"), std::string::npos) << named.status().message();
+
   // A path that is no file (it would read forever) is refused, not read.
   auto zero = LoadChatFormatter(d, {"/dev/zero", ""});
   ASSERT_FALSE(zero.ok());
