@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include "workers/model/checkpoint.h"
 #include "workers/model/hf_tokenizer.h"
 #include "workers/model/tokenizer.h"
+#include "common/mapped_file.h"
 #include "common/sha256.h"
 
 namespace herd::worker {
@@ -96,9 +96,7 @@ Result<std::string> OptionalFile(const std::string& dir, const std::string& name
   const fs::path p = fs::path(dir) / name;
   std::error_code ec;
   if (!fs::exists(p, ec)) return std::string();
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return Status::IoError(p.string() + ": cannot open");
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return ReadRegularFile(p.string(), 16u << 20);  // LoadChatFormatter's bound for these files
 }
 
 }  // namespace
