@@ -273,6 +273,35 @@ Result<ChatTokens> FormatChat(const std::vector<ChatMessage>& messages,
   return ChatFormatter::Bytes().Format(messages, options);
 }
 
+Result<std::string> ReadChatTemplate(const std::string& checkpoint_dir, std::string* where) {
+  std::error_code ec;
+  const std::string jinja_path = (fs::path(checkpoint_dir) / "chat_template.jinja").string();
+  const std::string config_path = (fs::path(checkpoint_dir) / "tokenizer_config.json").string();
+  if (fs::exists(jinja_path, ec)) {
+    if (where) *where = jinja_path;
+    return ReadFile(jinja_path);
+  }
+  if (!fs::exists(config_path, ec)) return std::string();
+  HERD_ASSIGN_OR_RETURN(std::string text, ReadFile(config_path));
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::InvalidArgument(config_path + ": not a JSON object");
+  }
+  if (where) *where = config_path + ": chat_template";
+  const auto it = j.find("chat_template");
+  if (it != j.end() && it->is_string()) return it->get<std::string>();
+  if (it != j.end() && it->is_array()) {  // named templates: take "default"
+    for (const auto& e : *it) {
+      // (value() would throw on a name that is not a string: check each type)
+      if (e.is_object() && e.contains("name") && e["name"] == "default" && e.contains("template") &&
+          e["template"].is_string()) {
+        return e["template"].get<std::string>();
+      }
+    }
+  }
+  return std::string();
+}
+
 Result<ChatFormatter> LoadChatFormatter(const std::string& checkpoint_dir, const TextSource& source) {
   // The model's vocabulary (config.json's vocab_size), when it says.
   int64_t vocab = 0;
@@ -320,33 +349,8 @@ Result<ChatFormatter> LoadChatFormatter(const std::string& checkpoint_dir, const
     if (!kind.ok()) return kind.status().WithContext("chat_format");
     tmpl.kind = *kind;
   } else if (!bytes) {
-    std::string jinja;
-    const std::string jinja_path = (fs::path(checkpoint_dir) / "chat_template.jinja").string();
-    const std::string config_path = (fs::path(checkpoint_dir) / "tokenizer_config.json").string();
     std::string where;
-    if (fs::exists(jinja_path, ec)) {
-      HERD_ASSIGN_OR_RETURN(jinja, ReadFile(jinja_path));
-      where = jinja_path;
-    } else if (fs::exists(config_path, ec)) {
-      HERD_ASSIGN_OR_RETURN(std::string text, ReadFile(config_path));
-      auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded() || !j.is_object()) {
-        return Status::InvalidArgument(config_path + ": not a JSON object");
-      }
-      const auto it = j.find("chat_template");
-      if (it != j.end() && it->is_string()) {
-        jinja = it->get<std::string>();
-      } else if (it != j.end() && it->is_array()) {  // named templates: take "default"
-        for (const auto& e : *it) {
-          // (value() would throw on a name that is not a string: check each type)
-          if (e.is_object() && e.contains("name") && e["name"] == "default" &&
-              e.contains("template") && e["template"].is_string()) {
-            jinja = e["template"].get<std::string>();
-          }
-        }
-      }
-      where = config_path + ": chat_template";
-    }
+    HERD_ASSIGN_OR_RETURN(std::string jinja, ReadChatTemplate(checkpoint_dir, &where));
     if (jinja.empty()) {
       return Status::InvalidArgument(checkpoint_dir +
                                      ": no chat template (chat_template.jinja or tokenizer_config.json's "

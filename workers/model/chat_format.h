@@ -148,6 +148,12 @@ struct TextSource {
   std::string chat_format;
 };
 
+// A checkpoint's Jinja chat template, as transformers finds it:
+// chat_template.jinja, else tokenizer_config.json's chat_template (a string,
+// or the "default" entry of a list of named templates); "" when it has
+// none. *where (when given) names the file it came from.
+Result<std::string> ReadChatTemplate(const std::string& checkpoint_dir, std::string* where = nullptr);
+
 // The formatter for a checkpoint directory: its tokenizer.json (or
 // source.tokenizer) and its chat template (chat_template.jinja, else
 // tokenizer_config.json's chat_template; or source.chat_format). A

@@ -132,7 +132,6 @@ ordered_json InspectHfDir(const std::string& dir) {
              {"special_tokens", specials}};
     }
   }
-  std::string chat_template;
   if (fs::exists(tc)) {
     ordered_json c = ordered_json::parse(ReadText(tc), nullptr, false);
     if (c.is_object()) {
@@ -140,22 +139,13 @@ ordered_json InspectHfDir(const std::string& dir) {
       for (const char* k : {"bos_token", "eos_token", "pad_token", "unk_token"}) {
         tok[k] = c.contains(k) ? TokenText(c[k]) : ordered_json(nullptr);
       }
-      if (c.contains("chat_template")) {
-        const auto& ct = c["chat_template"];
-        if (ct.is_string()) chat_template = ct.get<std::string>();
-        if (ct.is_array()) {  // [{"name": "default", "template": ...}, ...]
-          for (const auto& e : ct) {
-            if (e.value("name", "") == "default") chat_template = e.value("template", "");
-          }
-        }
-      }
     }
   }
-  if (chat_template.empty() && fs::exists(dir + "/chat_template.jinja")) {
-    chat_template = ReadText(dir + "/chat_template.jinja");
-  }
   doc["tokenizer"] = tok;
-  doc["chat_template"] = ChatJson(chat_template);
+  // The template herd's workers use (the same lookup as LoadChatFormatter).
+  auto chat_template = model::ReadChatTemplate(dir);
+  doc["chat_template"] = chat_template.ok() ? ChatJson(*chat_template)
+                                            : ordered_json{{"error", chat_template.status().message()}};
   return doc;
 }
 
