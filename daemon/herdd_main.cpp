@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   int64_t lease_ttl_ms = 15000;
   int64_t restart_grace_ms = 30000;
   int drain_s = 20;
+  uint64_t min_free_disk_mb = 64;
   std::vector<std::string> worker_args;
   std::string restore_backup;
   app.add_option("--data-dir", data_dir, "RocksDB and artifact directory")->required();
@@ -103,6 +104,10 @@ int main(int argc, char** argv) {
                  "after a restart, how long leases wait for their workers to re-attach")
       ->capture_default_str();
   app.add_option("--drain-seconds", drain_s, "SIGTERM: how long requests in flight may take")
+      ->capture_default_str();
+  app.add_option("--min-free-disk-mb", min_free_disk_mb,
+                 "free space kept on the data dir's filesystem: below it writes answer 503 (disk full) "
+                 "and resume by themselves once space is freed; 0 = no check")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -143,6 +148,7 @@ int main(int argc, char** argv) {
 
   herd::stores::StoreOptions so;
   so.data_dir = data_dir;
+  so.min_free_bytes = min_free_disk_mb << 20;
   auto store = herd::stores::Store::Open(so);
   if (!store.ok()) return Fatal("opening the store in " + data_dir + ": " + store.status().ToString());
   herd::stores::ArtifactStore artifacts(data_dir + "/artifacts");

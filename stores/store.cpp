@@ -1,5 +1,7 @@
 #include "stores/store.h"
 
+#include <sys/statvfs.h>
+
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
@@ -52,6 +54,7 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   std::string m = what + ": " + s.ToString();
   if (s.IsNotFound()) return Status::NotFound(m);
   if (s.IsCorruption()) return Status::DataLoss(m);
+  if (s.IsNoSpace()) return Status::Unavailable(m + " (disk full: free space on the data dir's filesystem)");
   if (s.IsIOError()) return Status::IoError(m);
   if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return Status::Unavailable(m);
   if (s.IsInvalidArgument()) return Status::InvalidArgument(m);
@@ -473,9 +476,26 @@ Store::~Store() {
 Status Store::Commit(WriteTxn& txn, Durability d) {
   if (!txn.status_.ok()) return txn.status_;
   if (options_.read_only) return Status::FailedPrecondition("store opened read-only");
+  HERD_RETURN_IF_ERROR(CheckWritable());
   rocksdb::WriteOptions wo;
   wo.sync = (d == Durability::kSync);
   return FromRocks(db_->Write(wo, txn.batch_.get()), "commit");
+}
+
+Status Store::CheckWritable() {
+  if (options_.min_free_bytes > 0) {
+    struct statvfs fs;
+    if (statvfs(db_path_.c_str(), &fs) == 0) {
+      const uint64_t free_bytes = uint64_t(fs.f_bavail) * fs.f_frsize;
+      if (free_bytes < options_.min_free_bytes) {
+        return Status::Unavailable("disk full: " + std::to_string(free_bytes >> 20) + " MiB free on the filesystem of " +
+                                   db_path_ + ", below the reserve of " +
+                                   std::to_string(options_.min_free_bytes >> 20) +
+                                   " MiB; writes resume by themselves once space is freed");
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 Status Store::PutWorker(const Worker& w) {
@@ -493,6 +513,7 @@ Result<uint64_t> Store::Allocate() {
     // Reserve a block durably before handing any of it out: after a crash the
     // next open starts past everything that may have been used.
     uint64_t new_limit = std::max<uint64_t>(id_next_, 1) + options_.id_block;
+    HERD_RETURN_IF_ERROR(CheckWritable());
     rocksdb::WriteOptions wo;
     wo.sync = true;
     HERD_RETURN_IF_ERROR(

@@ -8,6 +8,7 @@
 // shared between threads. Read-modify-write sequences (read a task, change
 // it, write it) need the caller's own serialisation (the daemon's scheduler
 // is the single writer of tasks).
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -85,6 +86,13 @@ struct StoreOptions {
   uint64_t id_block = 1024;
   // Open read-only (no writes, no migrations). Default: false.
   bool read_only = false;
+  // Free space the data dir's filesystem keeps in reserve: a write that
+  // finds less free is refused (Unavailable, "disk full") before RocksDB
+  // sees it, and writes resume by themselves once space is freed. RocksDB
+  // must never meet ENOSPC on its WAL: Debian's 7.8 aborts the process on
+  // an assertion there (docs/store.md "A full disk"). herdd sets it
+  // (--min-free-disk-mb, 64 MiB). Default: 0 (no check).
+  uint64_t min_free_bytes = 0;
 };
 
 // How a commit reaches disk. kSync (fsync of the WAL before returning) for
@@ -305,6 +313,9 @@ class Store {
   uint32_t schema_version_ = 0;
   std::string instance_id_;
   std::string token_key_;  // HMAC key for page tokens (32 bytes, in meta)
+
+  // Every write checks the free-space reserve first.
+  Status CheckWritable();
 
   std::mutex id_mu_;
   uint64_t id_next_ = 0;   // next value to hand out

@@ -31,7 +31,9 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-json RunConfig(const CrashLoopOptions& o, const std::string& base) {
+}  // namespace
+
+nlohmann::json ChaosRunConfig(const CrashLoopOptions& o, const std::string& base) {
   json train = {{"lr", 1e-3}, {"steps", o.train_steps}, {"batch_rows", 4}, {"seq_len", 96}};
   json variants = {{{"name", "a"}, {"seed", 1}}, {{"name", "b"}, {"seed", 2}}};
   json rm = train, sft = train, dpo = train;
@@ -50,7 +52,7 @@ json RunConfig(const CrashLoopOptions& o, const std::string& base) {
           {"eval", {{"prompts", 4}, {"checker", "arithmetic"}}}};
 }
 
-std::string PromptsJsonl() {
+std::string ChaosPromptsJsonl() {
   std::string jsonl;
   for (int i = 0; i < 24; ++i) {
     jsonl += json{{"id", "q" + std::to_string(i)},
@@ -59,6 +61,8 @@ std::string PromptsJsonl() {
   }
   return jsonl;
 }
+
+namespace {
 
 // A client that talks to whatever herdd currently listens on url; every
 // call is retried through refused connections, resets and 5xx until
@@ -339,7 +343,7 @@ Result<CrashLoopReport> RunCrashLoop(const CrashLoopOptions& o) {
   fs::create_directories(o.work_dir);
   const std::string base = o.work_dir + "/base";
   if (!fs::exists(base + "/config.json")) HERD_RETURN_IF_ERROR(testing::SaveTinyChatModel(base, 5));
-  const json config = RunConfig(o, base);
+  const json config = ChaosRunConfig(o, base);
   const auto deadline = Clock::now() + std::chrono::seconds(o.timeout_s);
   std::atomic<int> retries{0};
 
@@ -349,7 +353,7 @@ Result<CrashLoopReport> RunCrashLoop(const CrashLoopOptions& o) {
     HERD_ASSIGN_OR_RETURN(api::Response r, c.Call("POST", "/v1/runs", config.dump(), {}, deadline));
     HERD_ASSIGN_OR_RETURN(json run, api::JsonResult(r));
     std::string id = run["run"]["id"];
-    HERD_ASSIGN_OR_RETURN(r, c.Call("POST", "/v1/runs/" + id + "/prompts", PromptsJsonl(), {}, deadline));
+    HERD_ASSIGN_OR_RETURN(r, c.Call("POST", "/v1/runs/" + id + "/prompts", ChaosPromptsJsonl(), {}, deadline));
     HERD_RETURN_IF_ERROR(api::StatusFromResponse(r).WithContext("uploading prompts"));
     HERD_ASSIGN_OR_RETURN(r, c.Call("POST", "/v1/runs/" + id + ":start", "", {}, deadline));
     HERD_RETURN_IF_ERROR(api::StatusFromResponse(r).WithContext("starting the run"));

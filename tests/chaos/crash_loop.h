@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "common/status.h"
 
 namespace herd::chaos {
@@ -58,6 +60,12 @@ struct CrashLoopReport {
   bool ok() const;
   std::string Format() const;
 };
+
+// The crash loop's run config (a tiny random base model in `base`,
+// max_attempts raised so that killed workers cannot exhaust a task) and its
+// 24 prompts, for the fault tests too.
+nlohmann::json ChaosRunConfig(const CrashLoopOptions& o, const std::string& base);
+std::string ChaosPromptsJsonl();
 
 // An error only when the loop could not be run at all (a binary missing, a
 // port that would not bind); a run that went wrong is a report with failed
