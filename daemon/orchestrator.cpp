@@ -672,12 +672,16 @@ Status Orchestrator::CheckStage(RunCtx& ctx, stores::Round& round, size_t i, boo
   *advanced = false;
   const std::string& run = ctx.run.id;
   const uint32_t r = round.round;
+  // This start's tasks: a stage started again after a corrupt checkpoint
+  // leaves its earlier tasks behind (they stay listed, as history).
+  const Millis started = round.stages[i].started_ms;
   auto tasks = scheduler_->List([&](const Task& t) {
-    return t.run == run && t.round == r && t.stage == kStages[i];
+    return t.run == run && t.round == r && t.stage == kStages[i] && t.created_ms >= started;
   });
   uint64_t done = 0;
   for (const Task& t : tasks) {
     if (t.state == TaskState::kFailed) {
+      if (auto ck = CorruptInput(ctx, round, i, t)) return RestartAfterCorrupt(ctx, round, i, t, *ck);
       return FailStage(ctx, round, i, t.kind + " task " + t.id + " failed: " + t.error);
     }
     if (t.state == TaskState::kCancelled) return Status::Ok();
@@ -743,6 +747,53 @@ Status Orchestrator::FinishStage(RunCtx& ctx, stores::Round& round, size_t i,
   }
   spdlog::info("run={} {}", ctx.run.id, what);
   return store_->Commit(txn);
+}
+
+std::optional<stores::Checkpoint> Orchestrator::CorruptInput(RunCtx& ctx, stores::Round& round, size_t i,
+                                                           const Task& t) {
+  const std::string prefix = tasks::kCorruptCheckpointPrefix;
+  if (t.error.find(prefix) == std::string::npos) return std::nullopt;
+  stages::RunView view = View(ctx, round, i);
+  std::optional<stores::Checkpoint> found;
+  Status s = store_->ForEachCheckpoint(ctx.run.id, [&](const stores::Checkpoint& c) {
+    auto path = view.PathOf(c.id);
+    if (path.ok() && t.error.find(prefix + *path + ":") != std::string::npos) {
+      found = c;
+      return false;
+    }
+    return true;
+  });
+  // The user's base model cannot be made again, and a checkpoint already
+  // marked was not avoided: both fail the stage as any other failure.
+  if (!s.ok() || !found || found->stage == "base" || !found->corrupt.empty()) return std::nullopt;
+  return found;
+}
+
+Status Orchestrator::RestartAfterCorrupt(RunCtx& ctx, stores::Round& round, size_t i, const Task& t,
+                                         stores::Checkpoint corrupt) {
+  const Millis now = clock_->NowMs();
+  const size_t at = t.error.find(tasks::kCorruptCheckpointPrefix);
+  corrupt.corrupt = t.error.substr(at, 1000);
+  stores::StageStatus& st = round.stages[i];
+  st.state = "pending";
+  st.attempt += 1;
+  st.tasks_total = 0;
+  st.tasks_done = 0;
+  st.error.clear();
+  round.updated_ms = now;
+  ctx.run.updated_ms = now;
+  const std::string msg = "checkpoint " + corrupt.id + " (round " + std::to_string(corrupt.round) + " " +
+                          corrupt.stage + ") is corrupt: " + corrupt.corrupt + "; round " +
+                          std::to_string(round.round) + " " + kStages[i] + " starts again from the last good checkpoint";
+  stores::WriteTxn txn = store_->NewTxn();
+  txn.PutCheckpoint(corrupt);
+  txn.PutRound(round);
+  txn.PutRun(ctx.run);
+  txn.AppendEvent({ctx.run.id, 0, now, "checkpoint.corrupt", msg, ""});
+  spdlog::error("run={} {}", ctx.run.id, msg);
+  HERD_RETURN_IF_ERROR(store_->Commit(txn));
+  Kick();
+  return Status::Ok();
 }
 
 Status Orchestrator::FailStage(RunCtx& ctx, stores::Round& round, size_t i, const std::string& why) {

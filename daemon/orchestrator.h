@@ -118,6 +118,15 @@ class Orchestrator {
   Status AdvanceRun(const std::string& run_id);
   Status StartStage(RunCtx& ctx, stores::Round& round, size_t stage_index);
   Status CheckStage(RunCtx& ctx, stores::Round& round, size_t stage_index, bool* advanced);
+  // The checkpoint of this run that failed task t found corrupt, when t
+  // failed for that (tasks/protocol.h kCorruptCheckpointPrefix) and it can
+  // be avoided (not the base, not already marked).
+  std::optional<stores::Checkpoint> CorruptInput(RunCtx& ctx, stores::Round& round, size_t stage_index,
+                                                 const Task& t);
+  // Marks it corrupt and puts the stage back to pending, in one commit: the
+  // stage starts again with RunView::LastGood in its place.
+  Status RestartAfterCorrupt(RunCtx& ctx, stores::Round& round, size_t stage_index, const Task& t,
+                             stores::Checkpoint corrupt);
   Status FinishStage(RunCtx& ctx, stores::Round& round, size_t stage_index,
                      const std::string& checkpoint_id, const std::string& metrics_json);
   Status FailStage(RunCtx& ctx, stores::Round& round, size_t stage_index, const std::string& why);

@@ -228,6 +228,9 @@ struct Checkpoint {
   std::string metrics_json;
   uint64_t size_bytes = 0;
   int64_t created_ms = 0;
+  // Why a task could not load it ("" = not known to be corrupt); stages
+  // then use the last good checkpoint instead (RunView::LastGood).
+  std::string corrupt;
   bool operator==(const Checkpoint&) const = default;
 };
 

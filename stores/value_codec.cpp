@@ -654,6 +654,7 @@ void Encode(const Checkpoint& r, std::string* out) {
   w.BytesIfAny(13, r.metrics_json);
   w.VarintIfAny(14, r.size_bytes);
   w.SignedIfAny(15, r.created_ms);
+  w.BytesIfAny(16, r.corrupt);
   SealValue(out);
 }
 Status Decode(std::string_view v, Checkpoint* r) {
@@ -678,6 +679,7 @@ Status Decode(std::string_view v, Checkpoint* r) {
       case 13: r->metrics_json = rd.AsBytes(); break;
       case 14: r->size_bytes = rd.AsVarint(); break;
       case 15: r->created_ms = rd.AsSigned(); break;
+      case 16: r->corrupt = rd.AsBytes(); break;
       default: break;
     }
   }

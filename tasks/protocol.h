@@ -24,6 +24,13 @@ inline constexpr const char* kTrainDpo = "train_dpo";               // train.h
 inline constexpr const char* kAverage = "average";                  // average.h
 inline constexpr const char* kEval = "eval";                        // eval.h
 
+// A task that could not load an input checkpoint because a file of it
+// changed or vanished fails (not retryable) with an error that contains
+// kCorruptCheckpointPrefix + <the checkpoint directory as in the spec> +
+// ": " + <the file and what is wrong>. herdd marks that checkpoint corrupt
+// and starts the stage again from the last good one (docs/tasks.md).
+inline constexpr const char* kCorruptCheckpointPrefix = "corrupt checkpoint ";
+
 // OK when `theirs` is kProtocolVersion; otherwise FailedPrecondition saying
 // which side (`who`: "worker", "herdd") speaks what and what to do.
 Status CheckProtocol(int theirs, const std::string& who);

@@ -143,7 +143,8 @@ json CheckpointJson(const daemon::Checkpoint& c) {
           {"averaging_weights", c.averaging_weights},
           {"metrics", ParseOr(c.metrics_json, json::object())},
           {"size_bytes", c.size_bytes},
-          {"created_ms", c.created_ms}};
+          {"created_ms", c.created_ms},
+          {"corrupt", c.corrupt}};
 }
 
 json EventJson(const daemon::Event& e) {

@@ -21,7 +21,10 @@ class Dpo final : public TrainingStage {
     const DpoConfig& dc = v.cfg.dpo;
     const std::string& run = v.run.id;
     const uint32_t r = v.r();
-    if (!dc.enabled) return Plan::Finished(v.ChosenBy(kSft), nlohmann::json{{"skipped", true}}.dump());
+    if (!dc.enabled) {
+      HERD_ASSIGN_OR_RETURN(std::string sft, v.LastGood(kSft));
+      return Plan::Finished(sft, nlohmann::json{{"skipped", true}}.dump());
+    }
     const uint32_t first = r > static_cast<uint32_t>(dc.recent_rounds)
                                ? r - static_cast<uint32_t>(dc.recent_rounds) + 1
                                : 1;
@@ -36,7 +39,7 @@ class Dpo final : public TrainingStage {
     if (rows.empty()) return Plan::Failed("no preference pairs for DPO");
     HERD_ASSIGN_OR_RETURN(std::string dataset, v.DatasetPath("dpo-r" + std::to_string(r)));
     HERD_RETURN_IF_ERROR(WriteDataset(dataset, rows));
-    const std::string& sft = v.ChosenBy(kSft);
+    HERD_ASSIGN_OR_RETURN(const std::string sft, v.LastGood(kSft));
     tasks::TrainSpec proto;
     HERD_ASSIGN_OR_RETURN(proto.base, v.PathOf(sft));
     proto.ref = proto.base;  // the SFT model is also the frozen reference

@@ -20,10 +20,12 @@ class Eval final : public Stage {
     HERD_ASSIGN_OR_RETURN(auto prompts, SelectPrompts(v.store, v.run.id, "eval", cfg.eval.prompts, "eval"));
     HERD_ASSIGN_OR_RETURN(std::string prev, v.PolicyOf(v.r() - 1));
     tasks::EvalSpec spec;
-    HERD_ASSIGN_OR_RETURN(spec.policy, v.PathOf(v.ChosenBy(kDpo)));
+    HERD_ASSIGN_OR_RETURN(std::string policy, v.LastGood(kDpo));
+    HERD_ASSIGN_OR_RETURN(std::string rm, v.LastGood(kRm));
+    HERD_ASSIGN_OR_RETURN(spec.policy, v.PathOf(policy));
     HERD_ASSIGN_OR_RETURN(spec.previous, v.PathOf(prev));
     HERD_ASSIGN_OR_RETURN(spec.base, v.PathOf(v.base_checkpoint_id));
-    HERD_ASSIGN_OR_RETURN(spec.rm, v.PathOf(v.ChosenBy(kRm)));
+    HERD_ASSIGN_OR_RETURN(spec.rm, v.PathOf(rm));
     HERD_ASSIGN_OR_RETURN(spec.rm_heldout, RmHeldoutPath(v));
     spec.prompts = TaskPrompts(prompts, 0, prompts.size());
     spec.checker = cfg.eval.checker;

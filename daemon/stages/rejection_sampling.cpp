@@ -26,7 +26,7 @@ class RejectionSampling final : public Stage {
                                                       v.Salt() + "/rs"));
     if (prompts.empty()) return Plan::Failed("the run has no train prompts");
     HERD_ASSIGN_OR_RETURN(std::string policy, v.PolicyOf(v.r() - 1));
-    const std::string& rm = v.ChosenBy(kRm);
+    HERD_ASSIGN_OR_RETURN(const std::string rm, v.LastGood(kRm));
     tasks::RejectionSampleSpec proto;
     HERD_ASSIGN_OR_RETURN(proto.policy, v.PathOf(policy));
     proto.policy_id = policy;

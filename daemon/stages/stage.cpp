@@ -14,9 +14,37 @@ namespace fs = std::filesystem;
 std::string RunView::Salt() const { return run.id + "/r" + std::to_string(r()); }
 
 Result<std::string> RunView::PolicyOf(uint32_t rr) const {
-  if (rr == 0) return base_checkpoint_id;
-  HERD_ASSIGN_OR_RETURN(stores::Round prev, store->GetRound(run.id, rr));
-  return prev.stages[kDpo].checkpoint_id;
+  for (; rr > 0; --rr) {
+    HERD_ASSIGN_OR_RETURN(stores::Round prev, store->GetRound(run.id, rr));
+    for (StageIndex i : {kDpo, kSft}) {
+      const std::string& id = prev.stages[i].checkpoint_id;
+      if (!id.empty() && !Corrupt(id)) return id;
+    }
+  }
+  return base_checkpoint_id;
+}
+
+bool RunView::Corrupt(const std::string& checkpoint_id) const {
+  auto c = store->GetCheckpoint(checkpoint_id);
+  return c.ok() && !c->corrupt.empty();
+}
+
+Result<std::string> RunView::LastGood(StageIndex i) const {
+  const std::string& chosen = ChosenBy(i);
+  if (!chosen.empty() && !Corrupt(chosen)) return chosen;
+  switch (i) {
+    case kSft: return PolicyOf(r() - 1);
+    case kDpo: return LastGood(kSft);
+    case kRm:
+      for (uint32_t rr = r() - 1; rr > 0; --rr) {
+        HERD_ASSIGN_OR_RETURN(stores::Round prev, store->GetRound(run.id, rr));
+        const std::string& id = prev.stages[kRm].checkpoint_id;
+        if (!id.empty() && !Corrupt(id)) return id;
+      }
+      return Status::NotFound("round " + std::to_string(r()) + "'s reward model " + chosen +
+                              " is corrupt and no earlier round has a good one");
+    default: return chosen;
+  }
 }
 
 Result<std::string> RunView::PathOf(const std::string& checkpoint_id) const {

@@ -47,10 +47,19 @@ struct RunView {
   uint32_t r() const { return round.round; }
   // Seeds every choice of this round: "<run>/r<N>".
   std::string Salt() const;
-  // The policy of round rr: its DPO model, or the base for rr = 0.
+  // The policy of round rr: its DPO model, or the base for rr = 0. When
+  // that checkpoint was found corrupt, the last good one before it: the
+  // round's SFT model, else the policy of round rr - 1.
   Result<std::string> PolicyOf(uint32_t rr) const;
   // The checkpoint a stage of this round chose.
   const std::string& ChosenBy(StageIndex i) const { return round.stages[i].checkpoint_id; }
+  // What a stage of this round chose, or the last good checkpoint in its
+  // place when that one was found corrupt: for kSft the previous policy,
+  // for kDpo LastGood(kSft), for kRm the newest good RM of an earlier
+  // round (NotFound when there is none).
+  Result<std::string> LastGood(StageIndex i) const;
+  // Whether a task found the checkpoint corrupt (Checkpoint::corrupt).
+  bool Corrupt(const std::string& checkpoint_id) const;
   // A checkpoint's directory: the user's base model, or under the artifact root.
   Result<std::string> PathOf(const std::string& checkpoint_id) const;
   // A new checkpoint id and its empty directory.

@@ -264,5 +264,87 @@ TEST(Faults, FullDiskRefusesWritesKeepsReadsAndRecovers) {
   EXPECT_EQ(export_ids().size(), 40u);
 }
 
+
+// A checkpoint file changed on disk after it was written: the task that
+// loads it fails naming the file (checksums.sha256 no longer matches), herdd
+// marks the checkpoint corrupt, and the stage starts again from the last
+// good checkpoint; the run finishes.
+TEST(Faults, CorruptCheckpointFailsTheTaskNamingTheFileAndTheStageRetriesFromTheLastGood) {
+  testing::TempDir tmp("corrupt");
+  Processes p(HERD_BINARY_DIR, tmp.path());
+  ASSERT_TRUE(p.StartHerdd().ok()) << ReadFile(tmp.path() + "/herdd.log");
+  ASSERT_TRUE(p.StartWorker(0).ok());
+  ASSERT_TRUE(p.StartWorker(1).ok());
+  auto c = Client(p.url());
+  std::string run = CreateRun(*c, tmp.path() + "/base", 2, 300, true);
+  ASSERT_FALSE(run.empty());
+
+  // While round 2 trains DPO, corrupt round 1's policy (its DPO model),
+  // which round 2's eval loads as the previous policy.
+  ASSERT_EQ(Drive(p.url(), run, 180, [&](api::HttpClient& cl) {
+    auto r = api::GetJson(cl, "/v1/runs/" + run);
+    return r.ok() && (*r)["run"]["current_round"] == 2 && (*r)["run"]["current_stage"] == "dpo";
+  }), "stopped");
+  auto cks = api::GetJson(*c, "/v1/runs/" + run + "/checkpoints?page_size=100");
+  ASSERT_TRUE(cks.ok());
+  std::string id, rel;
+  for (const auto& ck : (*cks)["checkpoints"]) {
+    if (ck["stage"] == "dpo" && ck["round"] == 1) {
+      id = ck["id"];
+      rel = ck["path"];
+    }
+  }
+  ASSERT_FALSE(id.empty()) << cks->dump();
+  const std::string file = p.data_dir() + "/artifacts/" + rel + "/model.safetensors";
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(f.is_open()) << file;
+    f.seekp(static_cast<std::streamoff>(fs::file_size(file) / 2));
+    f.write("corrupted by the test", 21);
+  }
+
+  ASSERT_EQ(Drive(p.url(), run, 240), "succeeded") << ReadFile(tmp.path() + "/herdd.log");
+  // The failed task names the file.
+  auto tasks = api::GetJson(*c, "/v1/tasks?run=" + run + "&state=failed");
+  ASSERT_TRUE(tasks.ok());
+  ASSERT_EQ((*tasks)["tasks"].size(), 1u) << tasks->dump();
+  const json& t = (*tasks)["tasks"][0];
+  EXPECT_EQ(t["stage"], "eval");
+  EXPECT_NE(t["error"].get<std::string>().find("corrupt checkpoint"), std::string::npos) << t["error"];
+  EXPECT_NE(t["error"].get<std::string>().find(rel + ": model.safetensors: sha256"), std::string::npos)
+      << t["error"];
+  // The checkpoint is marked, the event says what happened, and eval ran
+  // a second time.
+  cks = api::GetJson(*c, "/v1/runs/" + run + "/checkpoints?page_size=100");
+  ASSERT_TRUE(cks.ok());
+  for (const auto& ck : (*cks)["checkpoints"]) {
+    const std::string why = ck.value("corrupt", "");
+    if (ck["id"] == id) {
+      EXPECT_NE(why.find("model.safetensors"), std::string::npos) << ck.dump();
+    } else {
+      EXPECT_EQ(why, "") << ck.dump();
+    }
+  }
+  int corrupt_events = 0;
+  auto events = api::GetJson(*c, "/v1/runs/" + run + "/events?page_size=1000");
+  ASSERT_TRUE(events.ok());
+  for (const auto& e : (*events)["events"]) {
+    if (e["kind"] != "checkpoint.corrupt") continue;
+    ++corrupt_events;
+    EXPECT_NE(e["message"].get<std::string>().find("checkpoint " + id), std::string::npos) << e.dump();
+    EXPECT_NE(e["message"].get<std::string>().find("model.safetensors"), std::string::npos) << e.dump();
+  }
+  EXPECT_EQ(corrupt_events, 1);
+  auto round = api::GetJson(*c, "/v1/runs/" + run + "/rounds/2");
+  ASSERT_TRUE(round.ok());
+  for (const auto& st : (*round)["round"]["stages"]) {
+    if (st["stage"] == "eval") {
+      EXPECT_EQ(st["attempt"].get<int>(), 1) << st.dump();  // started again once
+      EXPECT_EQ(st["state"], "succeeded");
+    }
+  }
+  EXPECT_TRUE(p.Reap().empty());
+}
+
 }  // namespace
 }  // namespace herd::chaos

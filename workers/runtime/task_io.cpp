@@ -6,8 +6,10 @@
 #include "workers/model/checkpoint.h"
 #include "workers/model/hf_tokenizer.h"
 #include "workers/model/tokenizer.h"
+#include "common/atomic_file.h"
 #include "common/mapped_file.h"
 #include "common/sha256.h"
+#include "tasks/protocol.h"
 
 namespace herd::worker {
 
@@ -28,6 +30,7 @@ Result<std::vector<model::ChatMessage>> ChatMessages(const std::vector<tasks::Me
 
 Result<std::unique_ptr<model::LlamaModel>> LoadModel(const std::string& dir, int64_t max_batch,
                                                      int64_t max_seq, bool as_reward_model) {
+  HERD_RETURN_IF_ERROR(VerifyCheckpoint(dir));
   HERD_ASSIGN_OR_RETURN(model::LlamaConfig cfg, model::LoadCheckpointConfig(dir));
   const bool was_rm = cfg.is_reward_model;
   if (as_reward_model) cfg.is_reward_model = true;
@@ -57,9 +60,10 @@ Result<tasks::CheckpointInfo> DescribeCheckpoint(const std::string& dir) {
        it.increment(ec)) {
     if (ec) return Status::IoError("listing " + dir + ": " + ec.message());
     if (!it->is_regular_file()) continue;
+    std::string rel = fs::relative(it->path(), dir).string();
+    if (rel == kChecksumsFile) continue;
     HERD_ASSIGN_OR_RETURN(std::string hex, FileSha256(it->path().string()));
     bytes += static_cast<uint64_t>(it->file_size());
-    std::string rel = fs::relative(it->path(), dir).string();
     if (rel == "config.json") config_sha = hex;
     files.emplace_back(rel, hex);
   }
@@ -76,6 +80,73 @@ Result<tasks::CheckpointInfo> DescribeCheckpoint(const std::string& dir) {
   info.size_bytes = bytes;
   info.config_sha256 = config_sha;
   return info;
+}
+
+namespace {
+
+// The files and digests dir's checksums file lists.
+Result<std::vector<std::pair<std::string, std::string>>> ReadChecksums(const std::string& dir) {
+  const std::string path = dir + "/" + kChecksumsFile;
+  HERD_ASSIGN_OR_RETURN(std::string text, ReadRegularFile(path, 16u << 20));
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t pos = 0, line_no = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (line.empty()) continue;
+    // "<64 hex>  <path>"
+    if (line.size() < 67 || line.substr(64, 2) != "  " ||
+        line.substr(0, 64).find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+      return Status::DataLoss(std::string(tasks::kCorruptCheckpointPrefix) + dir + ": " + kChecksumsFile + ": line " +
+                              std::to_string(line_no) + " is not '<sha256>  <file>'");
+    }
+    out.emplace_back(std::string(line.substr(66)), std::string(line.substr(0, 64)));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<tasks::CheckpointInfo> SealCheckpoint(const std::string& dir) {
+  std::vector<std::pair<std::string, std::string>> files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (ec) return Status::IoError("listing " + dir + ": " + ec.message());
+    if (!it->is_regular_file()) continue;
+    std::string rel = fs::relative(it->path(), dir).string();
+    if (rel == kChecksumsFile) continue;
+    HERD_ASSIGN_OR_RETURN(std::string hex, FileSha256(it->path().string()));
+    files.emplace_back(rel, hex);
+  }
+  std::sort(files.begin(), files.end());
+  std::string text;
+  for (const auto& [rel, hex] : files) text += hex + "  " + rel + "\n";
+  HERD_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + kChecksumsFile, text));
+  return DescribeCheckpoint(dir);
+}
+
+Status VerifyCheckpoint(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::exists(fs::path(dir) / kChecksumsFile, ec)) return Status::Ok();
+  HERD_ASSIGN_OR_RETURN(auto files, ReadChecksums(dir));
+  for (const auto& [rel, want] : files) {
+    const std::string path = dir + "/" + rel;
+    if (!fs::is_regular_file(path, ec)) {
+      return Status::DataLoss(std::string(tasks::kCorruptCheckpointPrefix) + dir + ": " + rel + ": missing (listed in " +
+                              kChecksumsFile + ")");
+    }
+    HERD_ASSIGN_OR_RETURN(std::string got, FileSha256(path));
+    if (got != want) {
+      return Status::DataLoss(std::string(tasks::kCorruptCheckpointPrefix) + dir + ": " + rel + ": sha256 " + got +
+                              " does not match " + want + " in " + kChecksumsFile +
+                              " (a file changed after herd wrote it; if on purpose, remove " + kChecksumsFile + ")");
+    }
+  }
+  return Status::Ok();
 }
 
 Result<model::ChatFormatter> LoadFormatter(const std::string& checkpoint_dir,
@@ -130,7 +201,7 @@ Result<tasks::CheckpointInfo> SaveModel(model::LlamaModel& m, const std::string&
   so.generation_eos_token_ids = {eos};
   if (format.end_of_turn() != eos) so.generation_eos_token_ids.push_back(format.end_of_turn());
   HERD_RETURN_IF_ERROR(model::SaveCheckpoint(dir, m.config(), m.ParamViews(), model::DType::kF32, so));
-  return DescribeCheckpoint(dir);
+  return SealCheckpoint(dir);
 }
 
 }  // namespace herd::worker

@@ -36,14 +36,26 @@ Result<model::ChatFormatter> LoadFormatter(const std::string& checkpoint_dir,
 // (the template replaced by herd's rendering of `text.chat_format` when the
 // run overrides it), and a generation config that stops on the format's
 // end of turn. An empty source_dir: a model trained from scratch, with the
-// formatter's files only. Describes it for the task's result.
+// formatter's files only. Seals it (SealCheckpoint) for the task's result.
 Result<tasks::CheckpointInfo> SaveModel(model::LlamaModel& m, const std::string& dir,
                                         const model::ChatFormatter& format,
                                         const std::string& source_dir,
                                         const tasks::TextFormat& text);
 
-// sha256 digest of a directory's files (stable across copies), its size
-// and its config.json's digest.
+// sha256 digest of a directory's files (stable across copies; the
+// checksums file left out), its size and its config.json's digest.
 Result<tasks::CheckpointInfo> DescribeCheckpoint(const std::string& dir);
+
+// Every checkpoint herd writes carries kChecksumsFile: one line per file,
+// "<sha256 hex>  <relative path>", the format `sha256sum -c` reads.
+inline constexpr const char* kChecksumsFile = "checksums.sha256";
+// Writes dir's checksums file (atomically) and describes the checkpoint.
+Result<tasks::CheckpointInfo> SealCheckpoint(const std::string& dir);
+// Checks every file the checksums file lists. A missing or changed file is
+// DataLoss "corrupt checkpoint <dir>: <file>: ..." (tasks/protocol.h
+// kCorruptCheckpoint: herdd finds the checkpoint by that text and retries
+// the stage from the last good one). A directory without a checksums file
+// (a user's model) passes unchecked.
+Status VerifyCheckpoint(const std::string& dir);
 
 }  // namespace herd::worker

@@ -324,7 +324,7 @@ Result<json> Average(TaskContext& ctx) {
   std::vector<double> weights(inputs.size(), 0.0);
   for (size_t k = 0; k < chosen.size(); ++k) weights[chosen[k]] = rep.weights[k];
   tasks::AverageResult res;
-  HERD_ASSIGN_OR_RETURN(res.checkpoint, DescribeCheckpoint(out));
+  HERD_ASSIGN_OR_RETURN(res.checkpoint, SealCheckpoint(out));
   res.weights = weights;
   res.metrics = {{"inputs", inputs.size()}, {"tensors", rep.tensors}, {"parameters", rep.parameters}};
   if (greedy) res.metrics["selection"] = selection;

@@ -176,7 +176,10 @@ Status Worker::Run() {
         r = impl_->client->Request("POST", "/v1/leases/" + lease + "/complete",
                                    json{{"result", *result}}.dump());
       } else {
-        bool retryable = result.status().code() != Status::Code::kInvalidArgument;
+        // A bad spec or a corrupt input checkpoint fails the same way on
+        // every worker: herdd decides what comes next.
+        const Status::Code code = result.status().code();
+        bool retryable = code != Status::Code::kInvalidArgument && code != Status::Code::kDataLoss;
         r = impl_->client->Request("POST", "/v1/leases/" + lease + "/fail",
                                    json{{"error", result.status().ToString()}, {"retryable", retryable}}.dump());
       }
