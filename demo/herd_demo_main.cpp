@@ -16,8 +16,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <optional>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "api/client/client.h"
 #include "api/client/json_client.h"
@@ -195,10 +197,21 @@ int main(int argc, char** argv) {
   auto client = herd::api::HttpClient::Create(co);
   if (!client.ok()) return 1;
   auto& c = **client;
+  // Every failure says why, where herdd's log is, and how it ends.
   auto fail = [&](const std::string& what) {
     std::fprintf(stderr, "herd-demo: %s\n", what.c_str());
     kill(herdd, SIGTERM);
     waitpid(herdd, nullptr, 0);
+    const std::string log = herd_data + "/herdd.log";
+    std::ifstream in(log);
+    std::vector<std::string> tail;
+    for (std::string line; std::getline(in, line);) {
+      tail.push_back(line);
+      if (tail.size() > 20) tail.erase(tail.begin());
+    }
+    std::fprintf(stderr, "herd-demo: herdd's log is %s%s\n", log.c_str(),
+                 tail.empty() ? " (empty)" : "; its last lines:");
+    for (const auto& line : tail) std::fprintf(stderr, "  %s\n", line.c_str());
     return 1;
   };
   auto run = herd::api::SendJson(c, "POST", "/v1/runs", cfg);
@@ -216,10 +229,21 @@ int main(int argc, char** argv) {
   herd::demo::SimulatedAnnotator annotator(ao);
   std::string last_line, state;
   json final_run;
+  std::optional<Steady::time_point> poll_failing;
   while (true) {
     annotator.AnswerPending(c, id);
     auto r = herd::api::GetJson(c, "/v1/runs/" + id);
-    if (!r.ok()) return fail("polling: " + r.status().message());
+    if (!r.ok()) {
+      // A client rides out a moment of trouble (a 5xx, a dropped
+      // connection) as a person refreshing a page would; a minute of it is
+      // a failure.
+      if (!poll_failing) poll_failing = Steady::now();
+      if (Since(*poll_failing) > 60) return fail("polling the run failed for 60 s: " + r.status().message());
+      std::fprintf(stderr, "herd-demo: polling the run: %s; retrying\n", r.status().message().c_str());
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      continue;
+    }
+    poll_failing.reset();
     final_run = (*r)["run"];
     state = final_run["state"];
     std::ostringstream line;

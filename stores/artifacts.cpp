@@ -139,17 +139,45 @@ Status ArtifactStore::DeleteRun(const std::string& run) {
   return Status::Ok();
 }
 
+namespace {
+
+// Bytes of the regular files under dir. Workers create, rename and delete
+// checkpoint directories while this walks: an entry gone by the time it is
+// looked at counts as gone (ENOENT is not an error); any other error is.
+Status SumFiles(const fs::path& dir, uint64_t* total) {
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec) return ec == std::errc::no_such_file_or_directory ? Status::Ok()
+                                                           : Status::IoError("listing " + dir.string() + ": " + ec.message());
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    const fs::file_status st = it->symlink_status(ec);
+    if (ec) {
+      if (ec == std::errc::no_such_file_or_directory) continue;
+      return Status::IoError("stat " + it->path().string() + ": " + ec.message());
+    }
+    if (fs::is_directory(st)) {
+      HERD_RETURN_IF_ERROR(SumFiles(it->path(), total));
+    } else if (fs::is_regular_file(st)) {
+      const uintmax_t n = fs::file_size(it->path(), ec);
+      if (!ec) *total += n;
+      else if (ec != std::errc::no_such_file_or_directory) {
+        return Status::IoError("size of " + it->path().string() + ": " + ec.message());
+      }
+    }
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return Status::IoError("listing " + dir.string() + ": " + ec.message());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<uint64_t> ArtifactStore::RunDiskUsage(const std::string& run) const {
   HERD_RETURN_IF_ERROR(ValidateId(run, "run id"));
-  fs::path p = fs::path(root_) / "runs" / run;
-  std::error_code ec;
-  if (!fs::exists(p, ec)) return uint64_t(0);
   uint64_t total = 0;
-  for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    if (it->is_regular_file()) total += it->file_size();
-  }
-  if (ec) return Status::IoError("disk usage of " + p.string() + ": " + ec.message());
+  HERD_RETURN_IF_ERROR(SumFiles(fs::path(root_) / "runs" / run, &total).WithContext("disk usage of run " + run));
   return total;
 }
 

@@ -34,5 +34,18 @@ TEST(Demo, TwoRoundsBeatTheBase) {
   EXPECT_TRUE(html.good());
 }
 
+// When the demo fails it says why and shows where herdd's log is, with its
+// last lines: here a config herdd refuses.
+TEST(Demo, FailureSaysWhyAndWhereTheLogIs) {
+  TempDir tmp("demo-fail");
+  std::ofstream(tmp.path() + "/bad.json") << R"({"name": "bad", "rounds": "six"})";
+  auto [rc, out] = Shell(std::string(HERD_BINARY_DIR) + "/demo/herd-demo --build-dir " + HERD_BINARY_DIR +
+                         " --data-dir " + tmp.path() + "/data --pretrain-steps 1 --config " + tmp.path() + "/bad.json");
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("herd-demo: creating the run: 400"), std::string::npos) << out;
+  EXPECT_NE(out.find("rounds"), std::string::npos) << out;
+  EXPECT_NE(out.find("herd-demo: herdd's log is " + tmp.path() + "/data/herd-"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace herd::testing
