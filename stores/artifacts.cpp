@@ -103,7 +103,9 @@ Result<DirectoryDigest> ArtifactStore::HashDirectory(const std::string& dir) {
   std::vector<std::string> files;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
-    if (it->is_regular_file()) files.push_back(fs::relative(it->path(), dir).generic_string());
+    if (!it->is_regular_file()) continue;
+    std::string rel = fs::relative(it->path(), dir).generic_string();
+    if (rel != kChecksumsFile) files.push_back(std::move(rel));
   }
   if (ec) return Status::IoError("list " + dir + ": " + ec.message());
   std::sort(files.begin(), files.end());

@@ -46,9 +46,14 @@ class ArtifactStore {
 
   // sha256 (hex) of a file's bytes, streamed in 1 MiB reads.
   static Result<std::string> HashFile(const std::string& path, uint64_t* bytes = nullptr);
+  // The per-file checksums every herd checkpoint carries (written and
+  // checked by workers/runtime/task_io.h SealCheckpoint/VerifyCheckpoint).
+  // Derived from the other files, it is left out of the digest.
+  static constexpr const char* kChecksumsFile = "checksums.sha256";
   // sha256 over the sorted lines "<relative path>\0<file sha256 hex>\n" of
-  // every regular file under dir: stable across copies, sensitive to any
-  // rename, addition or content change.
+  // every regular file under dir but kChecksumsFile: stable across copies,
+  // sensitive to any rename, addition or content change. The same digest as
+  // the worker's DescribeCheckpoint, which herdd stores as Checkpoint.sha256.
   static Result<DirectoryDigest> HashDirectory(const std::string& dir);
 
   Status DeleteCheckpoint(const std::string& run_id, const std::string& checkpoint_id);
