@@ -101,10 +101,12 @@ int main(int argc, char** argv) {
   app.add_option("--local-workers", local_workers, "herd-worker processes to spawn on loopback")
       ->capture_default_str()->check(CLI::Range(0, 64));
   app.add_option("--auth-file", auth_file, "bearer tokens and roles (JSONL); required off loopback");
-  auto* cert_opt = app.add_option("--tls-cert", tls_cert,
-                                  "serve HTTPS with this PEM certificate (then its chain); needs --tls-key. "
-                                  "Local workers trust it as their --ca-file");
-  auto* key_opt = app.add_option("--tls-key", tls_key, "PEM private key of --tls-cert (unencrypted); needs --tls-cert");
+  auto* cert_opt =
+      app.add_option("--tls-cert", tls_cert,
+                     "serve HTTPS with this PEM certificate (then its chain); needs --tls-key. "
+                     "Local workers trust it as their --ca-file");
+  auto* key_opt = app.add_option("--tls-key", tls_key,
+                                 "PEM private key of --tls-cert (unencrypted); needs --tls-cert");
   cert_opt->needs(key_opt);
   key_opt->needs(cert_opt);
   app.add_option("--local-worker-token-file", local_worker_token_file,
@@ -211,7 +213,8 @@ int main(int argc, char** argv) {
     if (!*named) {
       return Fatal("--local-workers with --tls-cert: local workers dial https://" + local_dial +
                    " but the certificate in '" + tls_cert + "' does not name " + dial_host +
-                   " (add it to the certificate's subjectAltName, or --listen on a name the certificate holds)");
+                   " (add it to the certificate's subjectAltName, or --listen on a name the "
+                   "certificate holds)");
     }
   }
   // Written atomically: a reader sees the old file or the whole new one.
@@ -219,13 +222,14 @@ int main(int argc, char** argv) {
   if (auto s = herd::WriteFileAtomic(data_dir + "/herdd.addr", bound + "\n"); !s.ok()) {
     spdlog::warn("{}", s.ToString());
   }
-  spdlog::info("herdd {} serving on {}://{} data_dir={} schema={}", herd::kVersion, scheme, bound, data_dir,
-               store.value()->schema_version());
+  spdlog::info("herdd {} serving on {}://{} data_dir={} schema={}", herd::kVersion, scheme, bound,
+               data_dir, store.value()->schema_version());
   if (auth && !tls && !herd::api::IsLoopbackHost(host)) {
     spdlog::warn(
-        "INSECURE: herdd serves {} to the network over plain HTTP: bearer tokens (and all API traffic) travel "
-        "in clear text, and anyone on the path can read and replay them. Serve HTTPS with --tls-cert FILE "
-        "--tls-key FILE (docs/api.md, \"TLS\"), or listen on loopback behind a TLS proxy.",
+        "INSECURE: herdd serves {} to the network over plain HTTP: bearer tokens (and all API "
+        "traffic) travel in clear text, and anyone on the path can read and replay them. Serve "
+        "HTTPS with --tls-cert FILE --tls-key FILE (docs/api.md, \"TLS\"), or listen on loopback "
+        "behind a TLS proxy.",
         bound);
   }
 
@@ -236,7 +240,8 @@ int main(int argc, char** argv) {
     herd::daemon::LocalWorkersOptions lw;
     lw.binary = worker_binary.empty() ? FindWorkerBinary(argv[0]) : worker_binary;
     lw.daemon_url = scheme + "://" + local_dial;
-    if (tls) lw.ca_file = fs::absolute(tls_cert).string();  // herdd's own certificate as the trust anchor
+    // herdd's own certificate is the workers' trust anchor.
+    if (tls) lw.ca_file = fs::absolute(tls_cert).string();
     lw.token_file = local_worker_token_file;
     lw.count = local_workers;
     lw.log_dir = data_dir + "/logs";

@@ -62,7 +62,10 @@ Result<std::unique_ptr<net::ssl::context>> MakeClientTlsContext(const std::strin
     if (ec) return Status::Internal("TLS: the system's CA certificates: " + ec.message());
   } else {
     std::ifstream f(ca_file, std::ios::binary);
-    if (!f) return Status::InvalidArgument("ca_file '" + ca_file + "': cannot read: " + std::strerror(errno));
+    if (!f) {
+      return Status::InvalidArgument("ca_file '" + ca_file + "': cannot read: " +
+                                     std::strerror(errno));
+    }
     std::string pem((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
       return Status::InvalidArgument("ca_file '" + ca_file + "': no PEM certificate in it");
@@ -88,7 +91,8 @@ Status ParseBaseUrl(std::string_view url, std::string* host, std::string* port, 
     rest = url.substr(8);
     tls = true;
   } else {
-    return Status::InvalidArgument("url '" + std::string(url) + "': must start with http:// or https://");
+    return Status::InvalidArgument("url '" + std::string(url) +
+                                   "': must start with http:// or https://");
   }
   rest = rest.substr(0, rest.find('/'));
   if (rest.empty()) return Status::InvalidArgument("url '" + std::string(url) + "': no host");
@@ -121,9 +125,9 @@ struct HttpClient::Impl {
   std::string host, port;
   bool https = false;
   net::io_context ioc;
-  beast::tcp_stream tcp{ioc};                      // http
-  std::unique_ptr<net::ssl::context> tls_ctx;      // https
-  std::optional<TlsStream> tls;                    // https: a new one per connection
+  beast::tcp_stream tcp{ioc};                  // http
+  std::unique_ptr<net::ssl::context> tls_ctx;  // https
+  std::optional<TlsStream> tls;                // https: a new one per connection
   beast::flat_buffer buffer;
   bool connected = false;
   uint64_t opened = 0;
@@ -191,7 +195,8 @@ struct HttpClient::Impl {
     connected = true;
     ++opened;
     if (https) {
-      ec = RunFor(opt.timeout, [&](auto&& h) { tls->async_handshake(net::ssl::stream_base::client, h); });
+      ec = RunFor(opt.timeout,
+                  [&](auto&& h) { tls->async_handshake(net::ssl::stream_base::client, h); });
       if (ec) {
         std::string why = HandshakeError(ec);
         Close(false);
@@ -205,8 +210,11 @@ struct HttpClient::Impl {
     const long verify = SSL_get_verify_result(tls->native_handle());
     ERR_clear_error();
     if (verify != X509_V_OK) {
-      return std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify) + " (trusting " +
-             (opt.ca_file.empty() ? std::string("the system's CA certificates") : "'" + opt.ca_file + "'") + ")";
+      return std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify) +
+             " (trusting " +
+             (opt.ca_file.empty() ? std::string("the system's CA certificates")
+                                  : "'" + opt.ca_file + "'") +
+             ")";
     }
     std::string why = ec.message();
     if (ec.category() == net::error::get_ssl_category()) {

@@ -84,6 +84,7 @@ class HttpClient {
 // "http://h:p/x" → host "h", port "p" (default 80); "https://h/x" → port
 // 443 and *https = true (when https is not null); "[::1]" → host "::1".
 // InvalidArgument otherwise.
-Status ParseBaseUrl(std::string_view url, std::string* host, std::string* port, bool* https = nullptr);
+Status ParseBaseUrl(std::string_view url, std::string* host, std::string* port,
+                    bool* https = nullptr);
 
 }  // namespace herd::api

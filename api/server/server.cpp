@@ -1,6 +1,10 @@
 // The one server TU that includes Beast (compile time: see server.h).
 #include "api/server/server.h"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -25,11 +29,6 @@
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
-
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "api/metrics/registry.h"
 #include "api/server/auth.h"
@@ -76,11 +75,13 @@ std::string OpenSslError() {
 Result<std::string> ReadPemFile(const std::string& path, const char* what) {
   std::ifstream f(path, std::ios::binary);
   if (!f) {
-    return Status::InvalidArgument(std::string(what) + " '" + path + "': cannot read: " + std::strerror(errno));
+    return Status::InvalidArgument(std::string(what) + " '" + path +
+                                   "': cannot read: " + std::strerror(errno));
   }
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   if (text.find("-----BEGIN ") == std::string::npos) {
-    return Status::InvalidArgument(std::string(what) + " '" + path + "': not PEM (no -----BEGIN line)");
+    return Status::InvalidArgument(std::string(what) + " '" + path +
+                                   "': not PEM (no -----BEGIN line)");
   }
   return text;
 }
@@ -113,8 +114,9 @@ std::string Asn1TimeText(const ASN1_TIME* t) {
 Result<std::unique_ptr<net::ssl::context>> MakeServerTlsContext(const std::string& cert_file,
                                                                 const std::string& key_file) {
   if (cert_file.empty() || key_file.empty()) {
-    return Status::InvalidArgument("TLS needs both a certificate file and a key file (got only the " +
-                                   std::string(cert_file.empty() ? "key" : "certificate") + ")");
+    return Status::InvalidArgument(
+        "TLS needs both a certificate file and a key file (got only the " +
+        std::string(cert_file.empty() ? "key" : "certificate") + ")");
   }
   HERD_ASSIGN_OR_RETURN(std::string cert_pem, ReadPemFile(cert_file, "TLS certificate"));
   HERD_ASSIGN_OR_RETURN(std::string key_pem, ReadPemFile(key_file, "TLS key"));
@@ -129,14 +131,15 @@ Result<std::unique_ptr<net::ssl::context>> MakeServerTlsContext(const std::strin
   SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION);
   // OpenSSL's default asks for a passphrase on the terminal; a daemon must
   // fail instead.
-  ctx->set_password_callback([](std::size_t, net::ssl::context::password_purpose) { return std::string(); });
+  ctx->set_password_callback(
+      [](std::size_t, net::ssl::context::password_purpose) { return std::string(); });
 
   beast::error_code ec;
   ctx->use_certificate_chain(net::buffer(cert_pem), ec);
   if (ec) {
     ERR_clear_error();
-    return Status::InvalidArgument("TLS certificate '" + cert_file + "': not a PEM certificate (chain): " +
-                                   ec.message());
+    return Status::InvalidArgument("TLS certificate '" + cert_file +
+                                   "': not a PEM certificate (chain): " + ec.message());
   }
   ctx->use_private_key(net::buffer(key_pem), net::ssl::context::pem, ec);
   if (ec) {
@@ -144,33 +147,35 @@ Result<std::unique_ptr<net::ssl::context>> MakeServerTlsContext(const std::strin
     // Tell a key that does not load from one that loads but belongs to
     // another certificate.
     BIO* bio = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
-    EVP_PKEY* pkey = bio ? PEM_read_bio_PrivateKey(bio, nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
+    EVP_PKEY* pkey = bio ? PEM_read_bio_PrivateKey(
+                               bio, nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
                          : nullptr;
     if (bio) BIO_free(bio);
     ERR_clear_error();
     if (pkey != nullptr) {
       EVP_PKEY_free(pkey);
-      return Status::InvalidArgument("TLS key '" + key_file + "' does not match the certificate in '" +
-                                     cert_file + "'");
+      return Status::InvalidArgument("TLS key '" + key_file +
+                                     "' does not match the certificate in '" + cert_file + "'");
     }
     const bool encrypted = key_pem.find("ENCRYPTED") != std::string::npos;
-    return Status::InvalidArgument("TLS key '" + key_file + "': " +
-                                   (encrypted ? std::string("the key is encrypted; herdd needs it unencrypted "
-                                                            "(openssl pkey -in KEY -out PLAIN_KEY)")
-                                              : "not a PEM private key: " + ec.message()));
+    return Status::InvalidArgument(
+        "TLS key '" + key_file + "': " +
+        (encrypted ? std::string("the key is encrypted; herdd needs it unencrypted "
+                                 "(openssl pkey -in KEY -out PLAIN_KEY)")
+                   : "not a PEM private key: " + ec.message()));
   }
   if (SSL_CTX_check_private_key(native) != 1) {
     ERR_clear_error();
-    return Status::InvalidArgument("TLS key '" + key_file + "' does not match the certificate in '" + cert_file +
-                                   "'");
+    return Status::InvalidArgument("TLS key '" + key_file +
+                                   "' does not match the certificate in '" + cert_file + "'");
   }
   if (X509* leaf = SSL_CTX_get0_certificate(native)) {
     const std::string until = Asn1TimeText(X509_get0_notAfter(leaf));
     if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0) {
       spdlog::warn("TLS certificate '{}' expired at {}: clients will refuse it", cert_file, until);
     } else if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0) {
-      spdlog::warn("TLS certificate '{}' is not valid before {}: clients will refuse it until then", cert_file,
-                   Asn1TimeText(X509_get0_notBefore(leaf)));
+      spdlog::warn("TLS certificate '{}' is not valid before {}: clients will refuse it until then",
+                   cert_file, Asn1TimeText(X509_get0_notBefore(leaf)));
     } else {
       spdlog::info("TLS certificate '{}' valid until {}", cert_file, until);
     }
@@ -244,7 +249,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     sh_->cv.notify_all();
   }
 
-  void Run() { net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::Start, Self())); }
+  void Run() {
+    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::Start, Self()));
+  }
 
   void Drain() override {
     if (phase_ != Phase::kIdle) return;
@@ -276,7 +283,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void Start() {
     if constexpr (kTls) {
       Lowest().expires_after(sh_->opt.read_timeout);
-      beast::async_detect_ssl(Lowest(), buffer_, beast::bind_front_handler(&Session::OnDetect, Self()));
+      beast::async_detect_ssl(Lowest(), buffer_,
+                              beast::bind_front_handler(&Session::OnDetect, Self()));
     } else {
       Begin();
     }
@@ -302,11 +310,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   // A plain HTTP request on the TLS port: answered in plain HTTP (nothing
   // else could read it), then closed.
   void AnswerPlainOnTlsPort() {
-    spdlog::debug("http session remote={} op=tls detect error=plain HTTP on the TLS port; answered 400", remote_);
+    spdlog::debug(
+        "http session remote={} op=tls detect error=plain HTTP on the TLS port; answered 400",
+        remote_);
     phase_ = Phase::kWriting;
-    BuildResponse(MakeProblem(ProblemType::kMalformedRequest,
-                              "this port serves HTTPS; use https:// (a plain HTTP request was sent to it)"),
-                  false);
+    BuildResponse(
+        MakeProblem(ProblemType::kMalformedRequest,
+                    "this port serves HTTPS; use https:// (a plain HTTP request was sent to it)"),
+        false);
     Lowest().expires_after(sh_->opt.write_timeout);
     http::async_write(Lowest(), res_, [self = Self()](beast::error_code ec, std::size_t) {
       if (ec) return self->Fail(ec, "write");
@@ -560,7 +571,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     BuildResponse(std::move(r), keep_alive);
     CountRequest(status);
     Lowest().expires_after(sh_->opt.write_timeout);
-    http::async_write(stream_, res_, beast::bind_front_handler(&Session::OnWrite, Self(), keep_alive));
+    http::async_write(stream_, res_,
+                      beast::bind_front_handler(&Session::OnWrite, Self(), keep_alive));
   }
 
   void CountRequest(int status) {
@@ -589,8 +601,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     sr_.emplace(*sres_);
     CountRequest(r.status);
     Lowest().expires_after(sh_->opt.write_timeout);
-    http::async_write_header(stream_, *sr_,
-                             beast::bind_front_handler(&Session::OnStreamWrite, Self(), keep_alive));
+    http::async_write_header(
+        stream_, *sr_, beast::bind_front_handler(&Session::OnStreamWrite, Self(), keep_alive));
   }
 
   void OnStreamWrite(bool keep_alive, beast::error_code ec, std::size_t) {
@@ -864,7 +876,8 @@ Status Server::Start() {
   }
   impl_->sh->tls.reset();
   if (!opt.tls_cert_file.empty() || !opt.tls_key_file.empty()) {
-    HERD_ASSIGN_OR_RETURN(impl_->sh->tls, MakeServerTlsContext(opt.tls_cert_file, opt.tls_key_file));
+    HERD_ASSIGN_OR_RETURN(impl_->sh->tls,
+                          MakeServerTlsContext(opt.tls_cert_file, opt.tls_key_file));
   }
   impl_->listener = std::make_shared<Listener>(*impl_->ioc, impl_->sh);
   HERD_RETURN_IF_ERROR(impl_->listener->Open(tcp::endpoint(addr, opt.port)));
@@ -940,13 +953,16 @@ ServerStats Server::stats() const {
 Result<bool> CertificateNamesHost(const std::string& cert_file, std::string_view host) {
   HERD_ASSIGN_OR_RETURN(std::string pem, ReadPemFile(cert_file, "TLS certificate"));
   X509Ptr x = FirstCertificate(pem);
-  if (!x) return Status::InvalidArgument("TLS certificate '" + cert_file + "': no PEM certificate in it");
+  if (!x) {
+    return Status::InvalidArgument("TLS certificate '" + cert_file + "': no PEM certificate in it");
+  }
   std::string h(host);
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
   beast::error_code ec;
   net::ip::make_address(h, ec);
   const int r = !ec ? X509_check_ip_asc(x.get(), h.c_str(), 0)
-                    : X509_check_host(x.get(), h.data(), h.size(), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr);
+                    : X509_check_host(x.get(), h.data(), h.size(),
+                                      X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr);
   ERR_clear_error();
   return r == 1;
 }

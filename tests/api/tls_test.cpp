@@ -39,7 +39,8 @@ class ByteCountSink : public BodySink {
     return Status::Ok();
   }
   Response Finish(const Request&) override {
-    return Response::Json(200, nlohmann::json{{"bytes", bytes_}, {"chunks", chunks_}, {"sum", sum_}}.dump());
+    return Response::Json(
+        200, nlohmann::json{{"bytes", bytes_}, {"chunks", chunks_}, {"sum", sum_}}.dump());
   }
 
  private:
@@ -87,27 +88,23 @@ class TlsTest : public ::testing::Test {
     opt.tls_key_file = files->key;
     Router r;
     ASSERT_TRUE(AddBuiltinRoutes(r, &registry_).ok());
-    ASSERT_TRUE(r.Add("POST", "/echo",
-                      [](const Request& q) { return Response::Text(200, q.body, "application/octet-stream"); })
-                    .ok());
-    ASSERT_TRUE(r.Add("GET", "/slow",
-                      [this](const Request&) {
-                        slow_started_ = true;
-                        std::this_thread::sleep_for(500ms);
-                        return Response::Json(200, R"({"slow":true})");
-                      })
-                    .ok());
-    ASSERT_TRUE(r.Add("GET", "/lines",
-                      [](const Request& q) {
-                        int n = std::stoi(std::string(q.Query("n").value_or("10")));
-                        return Response::Stream(200, std::make_shared<LinesSource>(n), "application/x-ndjson");
-                      })
-                    .ok());
-    ASSERT_TRUE(r.AddStreaming("POST", "/upload",
-                               [](const Request&) -> Result<std::unique_ptr<BodySink>> {
-                                 return std::unique_ptr<BodySink>(new ByteCountSink());
-                               })
-                    .ok());
+    ASSERT_TRUE(r.Add("POST", "/echo", [](const Request& q) {
+                   return Response::Text(200, q.body, "application/octet-stream");
+                 }).ok());
+    ASSERT_TRUE(r.Add("GET", "/slow", [this](const Request&) {
+                   slow_started_ = true;
+                   std::this_thread::sleep_for(500ms);
+                   return Response::Json(200, R"({"slow":true})");
+                 }).ok());
+    ASSERT_TRUE(r.Add("GET", "/lines", [](const Request& q) {
+                   int n = std::stoi(std::string(q.Query("n").value_or("10")));
+                   return Response::Stream(200, std::make_shared<LinesSource>(n),
+                                           "application/x-ndjson");
+                 }).ok());
+    ASSERT_TRUE(
+        r.AddStreaming("POST", "/upload", [](const Request&) -> Result<std::unique_ptr<BodySink>> {
+           return std::unique_ptr<BodySink>(new ByteCountSink());
+         }).ok());
     server_ = std::make_unique<Server>(opt, std::move(r), nullptr, &registry_);
     Status st = server_->Start();
     ASSERT_TRUE(st.ok()) << st.ToString();
@@ -118,7 +115,7 @@ class TlsTest : public ::testing::Test {
     return std::string(scheme) + "://" + host + ":" + std::to_string(port_);
   }
   Result<std::unique_ptr<HttpClient>> MakeClient(const std::string& ca_file, const std::string& url,
-                                                  std::chrono::milliseconds timeout = 10s) {
+                                                 std::chrono::milliseconds timeout = 10s) {
     ClientOptions o;
     o.base_url = url;
     o.ca_file = ca_file;
@@ -176,7 +173,9 @@ TEST_F(TlsTest, ServesGetAndPostOverHttpsOnOneKeptAliveConnection) {
   // The request metrics count HTTPS requests like any other.
   auto m = c->Request("GET", "/metrics");
   ASSERT_TRUE(m.ok());
-  EXPECT_NE(m->body.find("herd_http_requests_total{code=\"200\",route=\"/echo\"} 5"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find("herd_http_requests_total{code=\"200\",route=\"/echo\"} 5"),
+            std::string::npos)
+      << m->body;
   EXPECT_EQ(server_->stats().connections_accepted, 2u);
 }
 
@@ -184,7 +183,8 @@ TEST_F(TlsTest, ClientWithoutTheRightCaFailsVerification) {
   Start();
   // The system's CAs do not know a self-signed test certificate.
   std::string none = HandshakeError("", Url());
-  EXPECT_NE(none.find("TLS handshake with 127.0.0.1:" + std::to_string(port_) + ": certificate verify failed: "),
+  EXPECT_NE(none.find("TLS handshake with 127.0.0.1:" + std::to_string(port_) +
+                      ": certificate verify failed: "),
             std::string::npos)
       << none;
   EXPECT_NE(none.find("the system's CA certificates"), std::string::npos) << none;
@@ -201,7 +201,8 @@ TEST_F(TlsTest, ClientWithoutTheRightCaFailsVerification) {
 }
 
 TEST_F(TlsTest, HostNameMustBeInTheCertificate) {
-  auto otherhost = ::herd::testing::MakeSelfSigned(dir_.path(), "otherhost", "DNS:otherhost", "otherhost");
+  auto otherhost =
+      ::herd::testing::MakeSelfSigned(dir_.path(), "otherhost", "DNS:otherhost", "otherhost");
   ASSERT_TRUE(otherhost.ok()) << otherhost.status().ToString();
   Start({}, &*otherhost);
   // Trusted, but issued for another name: by IP and by DNS name.
@@ -230,7 +231,8 @@ TEST_F(TlsTest, CaSignedChainVerifiesAgainstTheCaOrThePinnedCertificate) {
     ASSERT_TRUE(r.ok()) << trust << ": " << r.status().ToString();
     EXPECT_EQ(r->status, 200);
   }
-  EXPECT_NE(HandshakeError(files_.cert, Url()).find("certificate verify failed"), std::string::npos);
+  EXPECT_NE(HandshakeError(files_.cert, Url()).find("certificate verify failed"),
+            std::string::npos);
 }
 
 TEST_F(TlsTest, PlainHttpOnTheTlsPortIsAnsweredAndTheServerCarriesOn) {
@@ -245,8 +247,8 @@ TEST_F(TlsTest, PlainHttpOnTheTlsPortIsAnsweredAndTheServerCarriesOn) {
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(ParseProblem(r->body).detail.find("use https://"), std::string::npos) << r->body;
   // Garbage, a truncated ClientHello, and a silent connection are closed.
-  for (const std::string& bytes : {std::string("\x01\x02garbage\r\n\r\n"), std::string("\x16\x03\x01\x00", 4),
-                                  std::string()}) {
+  for (const std::string& bytes : {std::string("\x01\x02garbage\r\n\r\n"),
+                                   std::string("\x16\x03\x01\x00", 4), std::string()}) {
     RawConn raw(port_);
     ASSERT_TRUE(raw.connected());
     raw.Send(bytes);
@@ -374,12 +376,14 @@ TEST_F(TlsTest, StopFinishesAnInFlightRequestAndClosesIdleConnections) {
 TEST_F(TlsTest, BadCertificateFilesFailStartNamingTheFile) {
   auto other = ::herd::testing::MakeSelfSigned(dir_.path(), "other");
   ASSERT_TRUE(other.ok());
-  auto [rc, out] = ::herd::testing::RunOpenssl("pkey -in '" + files_.key + "' -aes128 -passout pass:secret -out '" +
+  auto [rc, out] = ::herd::testing::RunOpenssl("pkey -in '" + files_.key +
+                                               "' -aes128 -passout pass:secret -out '" +
                                                dir_.path() + "/encrypted.key'");
   ASSERT_EQ(rc, 0) << out;
   const std::string missing = dir_.path() + "/missing.pem";
   const std::string text = WriteFile("text.pem", "not a certificate\n");
-  const std::string garbled = WriteFile("garbled.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+  const std::string garbled =
+      WriteFile("garbled.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
   struct Case {
     std::string cert, key, want;
   };
@@ -389,7 +393,8 @@ TEST_F(TlsTest, BadCertificateFilesFailStartNamingTheFile) {
            {garbled, files_.key, "TLS certificate '" + garbled + "': not a PEM certificate"},
            {files_.cert, missing, "TLS key '" + missing + "': cannot read"},
            {files_.cert, files_.cert, "TLS key '" + files_.cert + "': not a PEM private key"},
-           {files_.cert, other->key, "TLS key '" + other->key + "' does not match the certificate in '" + files_.cert},
+           {files_.cert, other->key,
+            "TLS key '" + other->key + "' does not match the certificate in '" + files_.cert},
            {files_.cert, dir_.path() + "/encrypted.key", "the key is encrypted"},
            {files_.cert, "", "needs both a certificate file and a key file"},
        }) {
@@ -412,13 +417,15 @@ TEST(TlsClient, BadCaFileIsAnErrorAtCreate) {
   o.ca_file = dir.path() + "/missing.pem";
   auto c = HttpClient::Create(o);
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("ca_file '" + o.ca_file + "': cannot read"), std::string::npos)
+  EXPECT_NE(c.status().message().find("ca_file '" + o.ca_file + "': cannot read"),
+            std::string::npos)
       << c.status().message();
   o.ca_file = dir.path() + "/empty.pem";
   std::ofstream(o.ca_file) << "nothing here\n";
   c = HttpClient::Create(o);
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("no PEM certificate"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find("no PEM certificate"), std::string::npos)
+      << c.status().message();
   // Not used for http.
   o.base_url = "http://127.0.0.1:1";
   EXPECT_TRUE(HttpClient::Create(o).ok());

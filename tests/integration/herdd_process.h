@@ -60,8 +60,8 @@ class HerddProcess {
   bool Start(std::vector<std::string> extra = {}) {
     std::filesystem::create_directories(data_dir_);
     std::filesystem::remove(data_dir_ + "/herdd.addr");
-    std::vector<std::string> args = {BinaryPath("herdd"), "--data-dir", data_dir_, "--listen",
-                                     listen_, "--log-level", "warn"};
+    std::vector<std::string> args = {
+        BinaryPath("herdd"), "--data-dir", data_dir_, "--listen", listen_, "--log-level", "warn"};
     for (auto& e : extra) args.push_back(e);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());

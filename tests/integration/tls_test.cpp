@@ -4,11 +4,11 @@
 // HERD_CA_FILE, the warning for bearer tokens in clear text, and herdd's
 // TLS flag errors. Certificates are made by the openssl CLI at run time.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "common/sha256.h"
 #include "herdd_process.h"
@@ -75,8 +75,11 @@ class TlsIntegrationTest : public ::testing::Test {
     tls_ = *c;
     herdd_.UseTls(tls_.cert);
   }
-  std::vector<std::string> TlsFlags() const { return {"--tls-cert", tls_.cert, "--tls-key", tls_.key}; }
-  static std::vector<std::string> Plus(std::vector<std::string> a, const std::vector<std::string>& b) {
+  std::vector<std::string> TlsFlags() const {
+    return {"--tls-cert", tls_.cert, "--tls-key", tls_.key};
+  }
+  static std::vector<std::string> Plus(std::vector<std::string> a,
+                                       const std::vector<std::string>& b) {
     a.insert(a.end(), b.begin(), b.end());
     return a;
   }
@@ -86,9 +89,10 @@ class TlsIntegrationTest : public ::testing::Test {
   std::string MakeRun(api::HttpClient& c) {
     Status base = SaveTinyChatModel(tmp_.path() + "/base", 5);
     EXPECT_TRUE(base.ok()) << base.ToString();
-    json cfg = {{"name", "tls"},
-                {"base_checkpoint", tmp_.path() + "/base"},
-                {"annotation", {{"comparisons_per_round", 3}, {"min_answers", 3}, {"max_new_tokens", 6}}}};
+    json cfg = {
+        {"name", "tls"},
+        {"base_checkpoint", tmp_.path() + "/base"},
+        {"annotation", {{"comparisons_per_round", 3}, {"min_answers", 3}, {"max_new_tokens", 6}}}};
     auto run = api::SendJson(c, "POST", "/v1/runs", cfg);
     EXPECT_TRUE(run.ok()) << run.status().ToString();
     if (!run.ok()) return "";
@@ -107,7 +111,10 @@ class TlsIntegrationTest : public ::testing::Test {
   }
   std::string WriteAuthFile() {
     std::string path = tmp_.path() + "/auth.jsonl";
-    std::ofstream(path) << json{{"name", "root"}, {"role", "admin"}, {"token_sha256", Sha256Hex("tok-admin")}}.dump()
+    std::ofstream(path) << json{{"name", "root"},
+                                {"role", "admin"},
+                                {"token_sha256", Sha256Hex("tok-admin")}}
+                               .dump()
                         << "\n";
     return path;
   }
@@ -130,9 +137,10 @@ TEST_F(TlsIntegrationTest, WorkerProtocolOverTls) {
                      tmp_.path() + "/blind.log");
   // The worker registers, leases the generate task, heartbeats and
   // completes it, all over TLS, then exits (--max-tasks 1).
-  ChildProcess worker({BinaryPath("herd-worker"), "--daemon", herdd_.url(), "--ca-file", tls_.cert, "--name",
-                       "tls-worker", "--max-tasks", "1", "--lease-wait-ms", "1000", "--heartbeat-ms", "300"},
-                      tmp_.path() + "/worker.log");
+  ChildProcess worker(
+      {BinaryPath("herd-worker"), "--daemon", herdd_.url(), "--ca-file", tls_.cert, "--name",
+       "tls-worker", "--max-tasks", "1", "--lease-wait-ms", "1000", "--heartbeat-ms", "300"},
+      tmp_.path() + "/worker.log");
   EXPECT_EQ(worker.Wait(std::chrono::seconds(120)), 0) << worker.Log() << herdd_.Log();
   EXPECT_NE(worker.Log().find("kind=generate succeeded"), std::string::npos) << worker.Log();
   EXPECT_EQ(PendingRequests(*c, run), 3u) << herdd_.Log();
@@ -142,10 +150,12 @@ TEST_F(TlsIntegrationTest, WorkerProtocolOverTls) {
   std::vector<std::string> names;
   for (const auto& w : (*workers)["workers"]) names.push_back(w.value("name", ""));
   EXPECT_EQ(names, std::vector<std::string>{"tls-worker"});
-  for (int i = 0; i < 200 && blind.Log().find("certificate verify failed") == std::string::npos; ++i) {
+  for (int i = 0; i < 200 && blind.Log().find("certificate verify failed") == std::string::npos;
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  EXPECT_NE(blind.Log().find("register failed: Unavailable: TLS handshake with 127.0.0.1:"), std::string::npos)
+  EXPECT_NE(blind.Log().find("register failed: Unavailable: TLS handshake with 127.0.0.1:"),
+            std::string::npos)
       << blind.Log();
   EXPECT_NE(blind.Log().find("certificate verify failed"), std::string::npos) << blind.Log();
   EXPECT_EQ(herdd_.Kill(SIGTERM), 0);
@@ -170,9 +180,11 @@ TEST_F(TlsIntegrationTest, LocalWorkersTrustHerddsCertificate) {
 TEST_F(TlsIntegrationTest, LocalWorkersNeedACertificateNamingTheirAddress) {
   auto other = MakeSelfSigned(tmp_.path(), "otherhost", "DNS:otherhost", "otherhost");
   ASSERT_TRUE(other.ok()) << other.status().ToString();
-  EXPECT_FALSE(herdd_.Start({"--tls-cert", other->cert, "--tls-key", other->key, "--local-workers", "1"}));
+  EXPECT_FALSE(
+      herdd_.Start({"--tls-cert", other->cert, "--tls-key", other->key, "--local-workers", "1"}));
   EXPECT_EQ(herdd_.exit_status(), 1);
-  EXPECT_NE(herdd_.Log().find("local workers dial https://127.0.0.1:"), std::string::npos) << herdd_.Log();
+  EXPECT_NE(herdd_.Log().find("local workers dial https://127.0.0.1:"), std::string::npos)
+      << herdd_.Log();
   EXPECT_NE(herdd_.Log().find("does not name 127.0.0.1"), std::string::npos) << herdd_.Log();
 }
 
@@ -222,7 +234,8 @@ TEST_F(TlsIntegrationTest, PlainHttpOffLoopbackWithAuthWarnsLoudly) {
   open.SetListen("0.0.0.0:0");
   ASSERT_TRUE(open.Start({"--auth-file", auth})) << open.Log();
   EXPECT_NE(open.Log().find("INSECURE"), std::string::npos) << open.Log();
-  EXPECT_NE(open.Log().find("bearer tokens (and all API traffic) travel in clear text"), std::string::npos)
+  EXPECT_NE(open.Log().find("bearer tokens (and all API traffic) travel in clear text"),
+            std::string::npos)
       << open.Log();
   EXPECT_NE(open.Log().find("--tls-cert FILE --tls-key FILE"), std::string::npos) << open.Log();
   EXPECT_EQ(open.Kill(SIGTERM), 0);
@@ -240,7 +253,8 @@ TEST_F(TlsIntegrationTest, PlainHttpOffLoopbackWithAuthWarnsLoudly) {
 }
 
 TEST_F(TlsIntegrationTest, TlsFlagErrorsAreClear) {
-  const std::string herdd = BinaryPath("herdd") + " --data-dir " + tmp_.path() + "/d --listen 127.0.0.1:0";
+  const std::string herdd =
+      BinaryPath("herdd") + " --data-dir " + tmp_.path() + "/d --listen 127.0.0.1:0";
   auto [rc, out] = Shell(herdd + " --tls-cert " + tls_.cert);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find("--tls-cert requires --tls-key"), std::string::npos) << out;
@@ -249,12 +263,14 @@ TEST_F(TlsIntegrationTest, TlsFlagErrorsAreClear) {
   EXPECT_NE(out2.find("--tls-key requires --tls-cert"), std::string::npos) << out2;
   auto [rc3, out3] = Shell(herdd + " --tls-cert " + tls_.cert + " --tls-key " + tls_.cert);
   EXPECT_EQ(rc3, 1) << out3;
-  EXPECT_NE(out3.find("--tls-cert/--tls-key: TLS key '" + tls_.cert + "': not a PEM private key"), std::string::npos)
+  EXPECT_NE(out3.find("--tls-cert/--tls-key: TLS key '" + tls_.cert + "': not a PEM private key"),
+            std::string::npos)
       << out3;
-  auto [rc4, out4] = Shell(BinaryPath("herd-worker") + " --daemon https://127.0.0.1:1 --ca-file " + tmp_.path() +
-                           "/none.pem");
+  auto [rc4, out4] = Shell(BinaryPath("herd-worker") + " --daemon https://127.0.0.1:1 --ca-file " +
+                           tmp_.path() + "/none.pem");
   EXPECT_EQ(rc4, 1) << out4;
-  EXPECT_NE(out4.find("ca_file '" + tmp_.path() + "/none.pem': cannot read"), std::string::npos) << out4;
+  EXPECT_NE(out4.find("ca_file '" + tmp_.path() + "/none.pem': cannot read"), std::string::npos)
+      << out4;
 }
 
 }  // namespace

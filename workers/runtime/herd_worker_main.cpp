@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
   herd::worker::WorkerOptions o;
   std::string token_file;
   std::string log_level = "info";
-  app.add_option("--daemon", o.daemon_url, "herdd base URL, e.g. http://127.0.0.1:8080 or https://herd.example.com:8443")
+  app.add_option("--daemon", o.daemon_url,
+                 "herdd base URL, e.g. http://127.0.0.1:8080 or https://herd.example.com:8443")
       ->required();
   app.add_option("--ca-file", o.ca_file,
                  "https: PEM certificates to trust (herdd's CA, or its self-signed certificate). "

@@ -18,7 +18,7 @@ namespace herd::worker {
 
 struct WorkerOptions {
   std::string daemon_url;            // http(s)://host:port (required)
-  std::string ca_file;               // https: PEM certificates to trust. Default: "" (the system's CAs)
+  std::string ca_file;               // https: PEM certificates to trust. Default: "" (system CAs)
   std::string token;                 // bearer token. Default: "" (no auth)
   std::string device = "cpu";        // "cpu" | "cuda:N". Default: cpu
   std::string name;                  // Default: hostname-pid
