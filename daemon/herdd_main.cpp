@@ -66,6 +66,14 @@ int Fatal(const std::string& what) {
   return 1;
 }
 
+// The address local workers dial: loopback for a wildcard listen address
+// (their TLS check needs a name the certificate can hold), bracketed IPv6.
+std::string LocalDialAddress(const std::string& host, uint16_t port) {
+  std::string h = host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host;
+  if (h.find(':') != std::string::npos) h = "[" + h + "]";
+  return h + ":" + std::to_string(port);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,6 +93,7 @@ int main(int argc, char** argv) {
   uint64_t min_free_disk_mb = 64;
   std::vector<std::string> worker_args;
   std::string restore_backup;
+  std::string tls_cert, tls_key;
   app.add_option("--data-dir", data_dir, "RocksDB and artifact directory")->required();
   app.add_option("--restore-backup", restore_backup,
                  "restore this backup (POST /v1/backups) into a new --data-dir, then exit");
@@ -93,6 +102,14 @@ int main(int argc, char** argv) {
   app.add_option("--local-workers", local_workers, "herd-worker processes to spawn on loopback")
       ->capture_default_str()->check(CLI::Range(0, 64));
   app.add_option("--auth-file", auth_file, "bearer tokens and roles (JSONL); required off loopback");
+  auto* cert_opt =
+      app.add_option("--tls-cert", tls_cert,
+                     "serve HTTPS with this PEM certificate (then its chain); needs --tls-key. "
+                     "Local workers trust it as their --ca-file");
+  auto* key_opt = app.add_option("--tls-key", tls_key,
+                                 "PEM private key of --tls-cert (unencrypted); needs --tls-cert");
+  cert_opt->needs(key_opt);
+  key_opt->needs(cert_opt);
   app.add_option("--local-worker-token-file", local_worker_token_file,
                  "token file the local workers use when --auth-file is set");
   app.add_option("--worker-binary", worker_binary, "herd-worker to spawn. Default: next to herdd");
@@ -181,16 +198,46 @@ int main(int argc, char** argv) {
   sopts.host = host;
   sopts.port = port;
   sopts.threads = http_threads > 0 ? http_threads : 4 + 2 * local_workers;
+  sopts.tls_cert_file = tls_cert;
+  sopts.tls_key_file = tls_key;
+  const bool tls = !tls_cert.empty();
+  const std::string scheme = tls ? "https" : "http";
   herd::api::Server server(sopts, std::move(router), auth.get(), &registry);
-  if (auto s = server.Start(); !s.ok()) return Fatal("--listen " + listen + ": " + s.ToString());
+  if (auto s = server.Start(); !s.ok()) {
+    if (s.message().rfind("TLS ", 0) == 0) return Fatal("--tls-cert/--tls-key: " + s.message());
+    return Fatal("--listen " + listen + ": " + s.ToString());
+  }
   const std::string bound = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
                             std::to_string(server.port());
+  const std::string local_dial = LocalDialAddress(host, server.port());
+  if (local_workers > 0 && tls) {
+    // Local workers verify the certificate like any client: fail now, not
+    // in every worker's log.
+    const std::string dial_host = local_dial.substr(0, local_dial.rfind(':'));
+    auto named = herd::api::CertificateNamesHost(tls_cert, dial_host);
+    if (!named.ok()) return Fatal("--tls-cert: " + named.status().message());
+    if (!*named) {
+      return Fatal("--local-workers with --tls-cert: local workers dial https://" + local_dial +
+                   " but the certificate in '" + tls_cert + "' does not name " + dial_host +
+                   " (add it to the certificate's subjectAltName, or --listen on a name the "
+                   "certificate holds)");
+    }
+  }
   // Written atomically: a reader sees the old file or the whole new one.
+  // host:port only, whatever the scheme (readers know how they started herdd).
   if (auto s = herd::WriteFileAtomic(data_dir + "/herdd.addr", bound + "\n"); !s.ok()) {
     spdlog::warn("{}", s.ToString());
   }
-  spdlog::info("herdd {} serving on http://{} data_dir={} schema={}", herd::kVersion, bound, data_dir,
-               store.value()->schema_version());
+  spdlog::info("herdd {} serving on {}://{} data_dir={} schema={}", herd::kVersion, scheme, bound,
+               data_dir, store.value()->schema_version());
+  if (auth && !tls && !herd::api::IsLoopbackHost(host)) {
+    spdlog::warn(
+        "INSECURE: herdd serves {} to the network over plain HTTP: bearer tokens (and all API "
+        "traffic) travel in clear text, and anyone on the path can read and replay them. Serve "
+        "HTTPS with --tls-cert FILE --tls-key FILE (docs/api.md, \"TLS\"), or listen on loopback "
+        "behind a TLS proxy.",
+        bound);
+  }
 
   orch.StartBackground(500);
 
@@ -198,7 +245,9 @@ int main(int argc, char** argv) {
   if (local_workers > 0) {
     herd::daemon::LocalWorkersOptions lw;
     lw.binary = worker_binary.empty() ? FindWorkerBinary(argv[0]) : worker_binary;
-    lw.daemon_url = "http://" + bound;
+    lw.daemon_url = scheme + "://" + local_dial;
+    // herdd's own certificate is the workers' trust anchor.
+    if (tls) lw.ca_file = fs::absolute(tls_cert).string();
     lw.token_file = local_worker_token_file;
     lw.count = local_workers;
     lw.log_dir = data_dir + "/logs";

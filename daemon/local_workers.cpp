@@ -23,6 +23,10 @@ pid_t LocalWorkers::Spawn(int index) {
     args.push_back("--token-file");
     args.push_back(opts_.token_file);
   }
+  if (!opts_.ca_file.empty()) {
+    args.push_back("--ca-file");
+    args.push_back(opts_.ca_file);
+  }
   for (const auto& a : opts_.extra_args) args.push_back(a);
   std::string log = opts_.log_dir.empty() ? "" : opts_.log_dir + "/worker-" + std::to_string(index) + ".log";
   // Everything the child needs is built before fork: after it, only

@@ -15,8 +15,9 @@ namespace herd::daemon {
 
 struct LocalWorkersOptions {
   std::string binary;             // path to herd-worker (required)
-  std::string daemon_url;         // http://127.0.0.1:PORT (required)
+  std::string daemon_url;         // http(s)://127.0.0.1:PORT (required)
   std::string token_file;         // passed as --token-file when set. Default: ""
+  std::string ca_file;            // passed as --ca-file when set (https). Default: ""
   std::string log_dir;            // each worker's stderr goes to <log_dir>/worker-<i>.log; "" = inherit
   std::vector<std::string> extra_args;  // appended to every worker's command line
   int count = 0;                  // Default: 0

@@ -7,6 +7,8 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates
   libboost1.81-dev            # Asio + Beast (http::message_generator needs >= 1.80)
+  libssl-dev                  # OpenSSL 3: HTTPS in herdd, herd-worker and herdctl (Asio's ssl)
+  openssl                     # the CLI: the TLS tests make their certificates with it
   librocksdb-dev              # 7.8.3
   nlohmann-json3-dev
   libopenblas-dev

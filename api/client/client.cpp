@@ -1,15 +1,25 @@
-// The one client TU that includes Beast. Synchronous calls are async Beast
-// operations run to completion on a private io_context, because only async
-// operations honour tcp_stream's per-operation deadline.
+// The one client TU that includes Beast and OpenSSL. Synchronous calls are
+// async Beast operations run to completion on a private io_context, because
+// only async operations honour tcp_stream's per-operation deadline.
 #include "api/client/client.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "common/version.h"
@@ -25,25 +35,68 @@ using tcp = net::ip::tcp;
 constexpr size_t kUploadChunkBytes = 256 * 1024;
 // Most of an error body a download keeps (a problem is far smaller).
 constexpr size_t kErrorBodyCap = 1u << 20;
+// Most time spent sending TLS close_notify when closing a connection.
+constexpr auto kTlsShutdownTimeout = std::chrono::milliseconds(1000);
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 bool ConnectionClosedError(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == net::error::eof ||
          ec == net::error::connection_reset || ec == net::error::broken_pipe ||
-         ec == http::error::partial_message;
+         ec == http::error::partial_message || ec == net::ssl::error::stream_truncated;
+}
+
+// A client context: TLS 1.2+, the peer verified against ca_file (every
+// certificate in it an anchor, as curl does) or the system's CAs.
+Result<std::unique_ptr<net::ssl::context>> MakeClientTlsContext(const std::string& ca_file) {
+  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+  SSL_CTX* native = ctx->native_handle();
+  if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1) {
+    ERR_clear_error();
+    return Status::Internal("TLS: cannot require TLS 1.2");
+  }
+  ctx->set_verify_mode(net::ssl::verify_peer);
+  beast::error_code ec;
+  if (ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+    if (ec) return Status::Internal("TLS: the system's CA certificates: " + ec.message());
+  } else {
+    std::ifstream f(ca_file, std::ios::binary);
+    if (!f) {
+      return Status::InvalidArgument("ca_file '" + ca_file + "': cannot read: " +
+                                     std::strerror(errno));
+    }
+    std::string pem((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      return Status::InvalidArgument("ca_file '" + ca_file + "': no PEM certificate in it");
+    }
+    ctx->load_verify_file(ca_file, ec);
+    if (ec) {
+      ERR_clear_error();
+      return Status::InvalidArgument("ca_file '" + ca_file + "': " + ec.message());
+    }
+  }
+  X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(native), X509_V_FLAG_PARTIAL_CHAIN);
+  return ctx;
 }
 
 }  // namespace
 
-Status ParseBaseUrl(std::string_view url, std::string* host, std::string* port) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
+Status ParseBaseUrl(std::string_view url, std::string* host, std::string* port, bool* https) {
+  bool tls = false;
+  std::string_view rest;
+  if (url.substr(0, 7) == "http://") {
+    rest = url.substr(7);
+  } else if (url.substr(0, 8) == "https://") {
+    rest = url.substr(8);
+    tls = true;
+  } else {
     return Status::InvalidArgument("url '" + std::string(url) +
-                                   "': must start with http:// (https is not supported)");
+                                   "': must start with http:// or https://");
   }
-  std::string_view rest = url.substr(kScheme.size());
   rest = rest.substr(0, rest.find('/'));
   if (rest.empty()) return Status::InvalidArgument("url '" + std::string(url) + "': no host");
-  std::string_view h = rest, p = "80";
+  std::string_view h = rest, p = tls ? "443" : "80";
   if (rest.front() == '[') {
     size_t close = rest.find(']');
     if (close == std::string_view::npos) {
@@ -63,30 +116,53 @@ Status ParseBaseUrl(std::string_view url, std::string* host, std::string* port) 
   }
   *host = std::string(h);
   *port = std::string(p);
+  if (https != nullptr) *https = tls;
   return Status::Ok();
 }
 
 struct HttpClient::Impl {
   ClientOptions opt;
   std::string host, port;
+  bool https = false;
   net::io_context ioc;
-  beast::tcp_stream stream{ioc};
+  beast::tcp_stream tcp{ioc};                  // http
+  std::unique_ptr<net::ssl::context> tls_ctx;  // https
+  std::optional<TlsStream> tls;                // https: a new one per connection
   beast::flat_buffer buffer;
   bool connected = false;
   uint64_t opened = 0;
 
-  // Runs one async operation to completion under the client's deadline.
+  beast::tcp_stream& Lowest() { return tls ? beast::get_lowest_layer(*tls) : tcp; }
+
+  // Runs one async operation, start(handler), to completion under a deadline.
   template <typename Start>
-  beast::error_code Run(Start&& start) {
+  beast::error_code RunFor(std::chrono::milliseconds timeout, Start&& start) {
     beast::error_code result = net::error::would_block;
-    stream.expires_after(opt.timeout);
+    Lowest().expires_after(timeout);
     start([&result](beast::error_code ec, auto&&...) { result = ec; });
     ioc.restart();
     ioc.run();
     return result;
   }
 
-  std::string HostHeader() const { return port == "80" ? host : host + ":" + port; }
+  // Runs op(stream, handler) on the connection's stream (plain or TLS)
+  // under the client's deadline.
+  template <typename Op>
+  beast::error_code Run(Op&& op) {
+    return RunFor(opt.timeout, [&](auto&& handler) {
+      if (tls) {
+        op(*tls, handler);
+      } else {
+        op(tcp, handler);
+      }
+    });
+  }
+
+  std::string HostHeader() const {
+    const bool default_port = port == (https ? "443" : "80");
+    const std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    return default_port ? h : h + ":" + port;
+  }
 
   Status Connect() {
     Close();
@@ -94,22 +170,81 @@ struct HttpClient::Impl {
     tcp::resolver resolver(ioc);
     auto results = resolver.resolve(host, port, ec);
     if (ec) return Status::Unavailable("resolve " + host + ":" + port + ": " + ec.message());
-    ec = Run([&](auto&& h) { stream.async_connect(results, h); });
-    if (ec) return Status::Unavailable("connect " + host + ":" + port + ": " + ec.message());
+    if (https) {
+      tls.emplace(ioc, *tls_ctx);
+      SSL* ssl = tls->native_handle();
+      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+      beast::error_code not_ip;
+      net::ip::make_address(host, not_ip);
+      if (!not_ip) {
+        // An IP host: the certificate must hold it as an IP address entry.
+        X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
+      } else {
+        SSL_set_tlsext_host_name(ssl, host.c_str());
+        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+      }
+    }
+    ec = RunFor(opt.timeout, [&](auto&& h) { Lowest().async_connect(results, h); });
+    if (ec) {
+      Close(false);
+      return Status::Unavailable("connect " + host + ":" + port + ": " + ec.message());
+    }
     beast::error_code ignored;
-    stream.socket().set_option(tcp::no_delay(true), ignored);
+    Lowest().socket().set_option(tcp::no_delay(true), ignored);
     connected = true;
     ++opened;
+    if (https) {
+      ec = RunFor(opt.timeout,
+                  [&](auto&& h) { tls->async_handshake(net::ssl::stream_base::client, h); });
+      if (ec) {
+        std::string why = HandshakeError(ec);
+        Close(false);
+        return Status::Unavailable("TLS handshake with " + host + ":" + port + ": " + why);
+      }
+    }
     return Status::Ok();
   }
 
-  void Close() {
-    if (!connected) return;
-    beast::error_code ec;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream.close();
-    buffer.clear();
-    connected = false;
+  std::string HandshakeError(const beast::error_code& ec) {
+    const long verify = SSL_get_verify_result(tls->native_handle());
+    ERR_clear_error();
+    if (verify != X509_V_OK) {
+      return std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify) +
+             " (trusting " +
+             (opt.ca_file.empty() ? std::string("the system's CA certificates")
+                                  : "'" + opt.ca_file + "'") +
+             ")";
+    }
+    std::string why = ec.message();
+    if (ec.category() == net::error::get_ssl_category()) {
+      const int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+      if (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG) {
+        why += " (does the server speak plain http?)";
+      }
+    }
+    return why;
+  }
+
+  // orderly: the connection is healthy, after a whole response; over TLS it
+  // then ends with close_notify (ours only: the server answers it, but
+  // nothing here waits for that).
+  void Close(bool orderly = true) {
+    if (connected) {
+      beast::error_code ec;
+      if (tls && orderly) {
+        SSL* ssl = tls->native_handle();
+        SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
+        RunFor(std::min<std::chrono::milliseconds>(opt.timeout, kTlsShutdownTimeout),
+               [&](auto&& h) { tls->async_shutdown(h); });
+        ERR_clear_error();
+      }
+      Lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+      Lowest().close();
+      buffer.clear();
+      connected = false;
+    }
+    tls.reset();
   }
 
   template <typename Body>
@@ -133,10 +268,10 @@ struct HttpClient::Impl {
   Result<Response> ReadResponse(std::string_view what, beast::error_code* ec_out) {
     http::response_parser<http::string_body> parser;
     parser.body_limit(opt.body_limit);
-    beast::error_code ec = Run([&](auto&& h) { http::async_read(stream, buffer, parser, h); });
+    beast::error_code ec = Run([&](auto& s, auto&& h) { http::async_read(s, buffer, parser, h); });
     *ec_out = ec;
     if (ec) {
-      Close();
+      Close(false);
       return Status::Unavailable(std::string(what) + ": read response: " + ec.message());
     }
     auto& res = parser.get();
@@ -156,7 +291,10 @@ HttpClient::~HttpClient() { impl_->Close(); }
 
 Result<std::unique_ptr<HttpClient>> HttpClient::Create(ClientOptions options) {
   auto impl = std::make_unique<Impl>();
-  HERD_RETURN_IF_ERROR(ParseBaseUrl(options.base_url, &impl->host, &impl->port));
+  HERD_RETURN_IF_ERROR(ParseBaseUrl(options.base_url, &impl->host, &impl->port, &impl->https));
+  if (impl->https) {
+    HERD_ASSIGN_OR_RETURN(impl->tls_ctx, MakeClientTlsContext(options.ca_file));
+  }
   impl->opt = std::move(options);
   return std::unique_ptr<HttpClient>(new HttpClient(std::move(impl)));
 }
@@ -175,9 +313,9 @@ Result<Response> HttpClient::Request(std::string_view method, std::string_view t
     im.SetCommon(req, method, target, headers);
     req.body() = std::string(body);
     req.prepare_payload();
-    beast::error_code ec = im.Run([&](auto&& h) { http::async_write(im.stream, req, h); });
+    beast::error_code ec = im.Run([&](auto& s, auto&& h) { http::async_write(s, req, h); });
     if (ec) {
-      im.Close();
+      im.Close(false);
       if (reused && attempt == 0 && ConnectionClosedError(ec)) continue;
       return Status::Unavailable(what + ": write request: " + ec.message());
     }
@@ -211,7 +349,7 @@ Result<Response> HttpClient::UploadFile(std::string_view method, std::string_vie
   req.body().data = nullptr;
   req.body().more = true;
   http::request_serializer<http::buffer_body> sr{req};
-  beast::error_code ec = im.Run([&](auto&& h) { http::async_write_header(im.stream, sr, h); });
+  beast::error_code ec = im.Run([&](auto& s, auto&& h) { http::async_write_header(s, sr, h); });
   std::vector<char> buf(kUploadChunkBytes);
   uint64_t sent = 0;
   while (!ec && !sr.is_done()) {
@@ -221,7 +359,7 @@ Result<Response> HttpClient::UploadFile(std::string_view method, std::string_vie
     req.body().data = n ? buf.data() : nullptr;
     req.body().size = n;
     req.body().more = sent + n < total;
-    ec = im.Run([&](auto&& h) { http::async_write(im.stream, sr, h); });
+    ec = im.Run([&](auto& s, auto&& h) { http::async_write(s, sr, h); });
     if (ec == http::error::need_buffer) ec = {};
     sent += n;
     if (!ec && progress) progress(sent, total);
@@ -244,17 +382,17 @@ Result<Response> HttpClient::Download(std::string_view target, const Sink& sink,
     if (!im.connected) HERD_RETURN_IF_ERROR(im.Connect());
     http::request<http::empty_body> req;
     im.SetCommon(req, "GET", target, headers);
-    ec = im.Run([&](auto&& h) { http::async_write(im.stream, req, h); });
+    ec = im.Run([&](auto& s, auto&& h) { http::async_write(s, req, h); });
     if (!ec) break;
-    im.Close();
+    im.Close(false);
     if (reused && attempt == 0 && ConnectionClosedError(ec)) continue;
     return Status::Unavailable(what + ": write request: " + ec.message());
   }
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-  ec = im.Run([&](auto&& h) { http::async_read_header(im.stream, im.buffer, parser, h); });
+  ec = im.Run([&](auto& s, auto&& h) { http::async_read_header(s, im.buffer, parser, h); });
   if (ec) {
-    im.Close();
+    im.Close(false);
     return Status::Unavailable(what + ": read response: " + ec.message());
   }
   Response r;
@@ -268,10 +406,10 @@ Result<Response> HttpClient::Download(std::string_view target, const Sink& sink,
   while (!parser.is_done()) {
     parser.get().body().data = buf.data();
     parser.get().body().size = buf.size();
-    ec = im.Run([&](auto&& h) { http::async_read(im.stream, im.buffer, parser, h); });
+    ec = im.Run([&](auto& s, auto&& h) { http::async_read(s, im.buffer, parser, h); });
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
-      im.Close();
+      im.Close(false);
       return Status::Unavailable(what + ": body cut short: " + ec.message());
     }
     const size_t n = buf.size() - parser.get().body().size;
@@ -281,7 +419,7 @@ Result<Response> HttpClient::Download(std::string_view target, const Sink& sink,
       continue;
     }
     if (Status s = sink(std::string_view(buf.data(), n)); !s.ok()) {
-      im.Close();
+      im.Close(false);
       return s;
     }
   }

@@ -1,8 +1,14 @@
 #pragma once
 // A small synchronous HTTP/1.1 client for herdd's API (used by herd-worker
 // and herdctl): one keep-alive connection, reopened when the server closed
-// it; per-operation timeouts; bearer token. Beast stays in client.cpp.
-// Not thread-safe: one client per thread.
+// it; per-operation timeouts; bearer token; http:// or https://. Beast and
+// OpenSSL stay in client.cpp. Not thread-safe: one client per thread.
+//
+// https: TLS 1.2 or newer; the server's chain must lead to a certificate in
+// ca_file (any certificate there is trusted as an anchor, so the file may
+// hold just the server's own certificate) or, with no ca_file, to one of
+// the system's CAs; and its subjectAltName must hold the URL's host (DNS
+// name, or IP address for an IP host). SNI is sent for DNS names.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -16,7 +22,8 @@
 namespace herd::api {
 
 struct ClientOptions {
-  // "http://127.0.0.1:8080" (https is not supported). No default.
+  // "http://127.0.0.1:8080" or "https://herd.example.com" (port 80 / 443
+  // when none is given). No default.
   std::string base_url;
   // Sent as "Authorization: Bearer <token>" when non-empty. Default: "".
   std::string token;
@@ -25,16 +32,23 @@ struct ClientOptions {
   std::chrono::milliseconds timeout{30000};
   // Max response body bytes. Default: 256 MiB.
   uint64_t body_limit = 256ull << 20;
+  // https only: PEM file of the certificates to trust (a CA, or the
+  // server's own self-signed certificate). Default: "" (the system's
+  // default CA paths). Ignored for http.
+  std::string ca_file;
 };
 
 class HttpClient {
  public:
-  // InvalidArgument when base_url is not "http://host[:port]".
+  // InvalidArgument when base_url is not "http[s]://host[:port]", or (https)
+  // when ca_file cannot be read or holds no certificate. Connects lazily.
   static Result<std::unique_ptr<HttpClient>> Create(ClientOptions options);
   ~HttpClient();
 
   // Any status the server answers is a Response (check .status); a Status
-  // error means no answer (connect refused, timeout, reset). A request whose
+  // error means no answer (connect refused, timeout, reset, a failed TLS
+  // handshake: "TLS handshake with host:port: certificate verify failed:
+  // ..."). A request whose
   // write fails on a kept-alive connection the server had closed is retried
   // once on a new connection; after a failed read only idempotent methods
   // (GET, HEAD, PUT, DELETE, OPTIONS) are.
@@ -67,7 +81,10 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
-// "http://h:p/x" → host "h", port "p" (default 80); InvalidArgument otherwise.
-Status ParseBaseUrl(std::string_view url, std::string* host, std::string* port);
+// "http://h:p/x" → host "h", port "p" (default 80); "https://h/x" → port
+// 443 and *https = true (when https is not null); "[::1]" → host "::1".
+// InvalidArgument otherwise.
+Status ParseBaseUrl(std::string_view url, std::string* host, std::string* port,
+                    bool* https = nullptr);
 
 }  // namespace herd::api

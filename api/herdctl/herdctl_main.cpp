@@ -39,6 +39,11 @@ int Fail(const std::string& what, int rc = 1) {
 std::optional<json> Check(const herd::Result<herd::api::Response>& r, int* rc) {
   if (!r.ok()) {
     std::fprintf(stderr, "herdctl: no answer from herdd: %s\n", r.status().message().c_str());
+    if (r.status().message().find("certificate verify failed") != std::string::npos) {
+      std::fprintf(stderr,
+                   "herdctl: trust herdd's CA (or its self-signed certificate) with --ca-file FILE "
+                   "or HERD_CA_FILE\n");
+    }
     *rc = 2;
     return std::nullopt;
   }
@@ -110,10 +115,17 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("herdctl ") + herd::kVersion);
   std::string url = "http://127.0.0.1:8080";
   std::string token_file;
+  std::string ca_file;
   bool json_out = false;
-  app.add_option("--url", url, "herdd base URL (or HERD_URL)")->envname("HERD_URL")->capture_default_str();
+  app.add_option("--url", url, "herdd base URL, http:// or https:// (or HERD_URL)")
+      ->envname("HERD_URL")
+      ->capture_default_str();
   app.add_option("--token-file", token_file, "file holding a bearer token (or HERD_TOKEN_FILE)")
       ->envname("HERD_TOKEN_FILE");
+  app.add_option("--ca-file", ca_file,
+                 "https: PEM certificates to trust, herdd's CA or its self-signed certificate "
+                 "(or HERD_CA_FILE). Default: the system's CAs")
+      ->envname("HERD_CA_FILE");
   app.add_flag("--json", json_out, "machine-readable output");
   app.require_subcommand(1);
 
@@ -179,6 +191,7 @@ int main(int argc, char** argv) {
 
   herd::api::ClientOptions co;
   co.base_url = url;
+  co.ca_file = ca_file;
   co.timeout = std::chrono::seconds(600);
   if (!token_file.empty()) {
     bool ok = false;
@@ -188,8 +201,14 @@ int main(int argc, char** argv) {
       co.token.pop_back();
     }
   }
-  auto client = HttpClient::Create(co);
-  if (!client.ok()) return Fail("--url: " + client.status().message(), 2);
+  {
+    std::string host, port;
+    if (auto s = herd::api::ParseBaseUrl(url, &host, &port); !s.ok()) {
+      return Fail("--url: " + s.message(), 2);
+    }
+  }
+  auto client = HttpClient::Create(co);  // a valid URL: only the CA file can fail
+  if (!client.ok()) return Fail("--ca-file: " + client.status().message(), 2);
   HttpClient& c = **client;
   int rc = 0;
   auto out = [&](const json& j) { std::printf("%s\n", j.dump(2).c_str()); };

@@ -1,6 +1,10 @@
 // The one server TU that includes Beast (compile time: see server.h).
 #include "api/server/server.h"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -8,14 +12,22 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <fstream>
 #include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 
 #include "api/metrics/registry.h"
@@ -39,8 +51,150 @@ constexpr size_t kChunkBytes = 64 * 1024;
 // of a TCP reset.
 constexpr auto kLingerTimeout = std::chrono::milliseconds(1000);
 constexpr size_t kLingerMaxBytes = 16u << 20;
+// Deadline of sending TLS close_notify before the socket is closed.
+constexpr auto kTlsShutdownTimeout = std::chrono::milliseconds(1000);
 
-class Session;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// ---- TLS setup ---------------------------------------------------------------
+
+// The reason of the newest queued OpenSSL error ("no start line"); clears
+// the thread's error queue.
+std::string OpenSslError() {
+  unsigned long e = ERR_peek_last_error();
+  std::string why = "unknown OpenSSL error";
+  if (e != 0) {
+    const char* r = ERR_reason_error_string(e);
+    why = r != nullptr ? r : "OpenSSL error " + std::to_string(e);
+  }
+  ERR_clear_error();
+  return why;
+}
+
+Result<std::string> ReadPemFile(const std::string& path, const char* what) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    return Status::InvalidArgument(std::string(what) + " '" + path +
+                                   "': cannot read: " + std::strerror(errno));
+  }
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (text.find("-----BEGIN ") == std::string::npos) {
+    return Status::InvalidArgument(std::string(what) + " '" + path +
+                                   "': not PEM (no -----BEGIN line)");
+  }
+  return text;
+}
+
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+
+// The first certificate of a PEM text, or null.
+X509Ptr FirstCertificate(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return nullptr;
+  X509Ptr x(PEM_read_bio_X509(bio, nullptr, nullptr, nullptr));
+  BIO_free(bio);
+  ERR_clear_error();
+  return x;
+}
+
+std::string Asn1TimeText(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return "?";
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+// A server context from PEM files: the certificate (optionally followed by
+// its chain) and its unencrypted private key. TLS 1.2 and newer.
+Result<std::unique_ptr<net::ssl::context>> MakeServerTlsContext(const std::string& cert_file,
+                                                                const std::string& key_file) {
+  if (cert_file.empty() || key_file.empty()) {
+    return Status::InvalidArgument(
+        "TLS needs both a certificate file and a key file (got only the " +
+        std::string(cert_file.empty() ? "key" : "certificate") + ")");
+  }
+  HERD_ASSIGN_OR_RETURN(std::string cert_pem, ReadPemFile(cert_file, "TLS certificate"));
+  HERD_ASSIGN_OR_RETURN(std::string key_pem, ReadPemFile(key_file, "TLS key"));
+  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+  SSL_CTX* native = ctx->native_handle();
+  if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1) {
+    return Status::Internal("TLS: cannot require TLS 1.2: " + OpenSslError());
+  }
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_compression |
+                   net::ssl::context::single_dh_use);
+  // Client-initiated renegotiation (TLS 1.2) only costs the server CPU.
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION);
+  // OpenSSL's default asks for a passphrase on the terminal; a daemon must
+  // fail instead.
+  ctx->set_password_callback(
+      [](std::size_t, net::ssl::context::password_purpose) { return std::string(); });
+
+  beast::error_code ec;
+  ctx->use_certificate_chain(net::buffer(cert_pem), ec);
+  if (ec) {
+    ERR_clear_error();
+    return Status::InvalidArgument("TLS certificate '" + cert_file +
+                                   "': not a PEM certificate (chain): " + ec.message());
+  }
+  ctx->use_private_key(net::buffer(key_pem), net::ssl::context::pem, ec);
+  if (ec) {
+    ERR_clear_error();
+    // Tell a key that does not load from one that loads but belongs to
+    // another certificate.
+    BIO* bio = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
+    EVP_PKEY* pkey = bio ? PEM_read_bio_PrivateKey(
+                               bio, nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
+                         : nullptr;
+    if (bio) BIO_free(bio);
+    ERR_clear_error();
+    if (pkey != nullptr) {
+      EVP_PKEY_free(pkey);
+      return Status::InvalidArgument("TLS key '" + key_file +
+                                     "' does not match the certificate in '" + cert_file + "'");
+    }
+    const bool encrypted = key_pem.find("ENCRYPTED") != std::string::npos;
+    return Status::InvalidArgument(
+        "TLS key '" + key_file + "': " +
+        (encrypted ? std::string("the key is encrypted; herdd needs it unencrypted "
+                                 "(openssl pkey -in KEY -out PLAIN_KEY)")
+                   : "not a PEM private key: " + ec.message()));
+  }
+  if (SSL_CTX_check_private_key(native) != 1) {
+    ERR_clear_error();
+    return Status::InvalidArgument("TLS key '" + key_file +
+                                   "' does not match the certificate in '" + cert_file + "'");
+  }
+  if (X509* leaf = SSL_CTX_get0_certificate(native)) {
+    const std::string until = Asn1TimeText(X509_get0_notAfter(leaf));
+    if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0) {
+      spdlog::warn("TLS certificate '{}' expired at {}: clients will refuse it", cert_file, until);
+    } else if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0) {
+      spdlog::warn("TLS certificate '{}' is not valid before {}: clients will refuse it until then",
+                   cert_file, Asn1TimeText(X509_get0_notBefore(leaf)));
+    } else {
+      spdlog::info("TLS certificate '{}' valid until {}", cert_file, until);
+    }
+  }
+  return ctx;
+}
+
+// ---- sessions ----------------------------------------------------------------
+
+// What Server::Stop sees of a session, whatever its stream.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  // Stop: close the connection if it waits for a request; a request in
+  // flight finishes and its response closes the connection.
+  virtual void Drain() = 0;
+  virtual void ForceClose() = 0;
+  virtual net::any_io_executor executor() = 0;
+};
 
 // State shared by the listener and every session; each holds a shared_ptr,
 // so it outlives them all.
@@ -50,6 +204,8 @@ struct Shared {
   const Authenticator* auth = nullptr;
   metrics::Family<metrics::Counter>* requests_total = nullptr;
   metrics::Family<metrics::Histogram>* duration = nullptr;
+  // Set when the server speaks TLS; every session's stream uses it.
+  std::unique_ptr<net::ssl::context> tls;
 
   std::atomic<bool> draining{false};
   std::atomic<uint64_t> accepted{0}, rejected{0}, requests{0};
@@ -57,24 +213,32 @@ struct Shared {
 
   std::mutex mu;
   std::condition_variable cv;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;
 };
 
 bool IsHttpParseError(const beast::error_code& ec) {
   return std::string_view(ec.category().name()) == "beast.http";
 }
 
-class Session : public std::enable_shared_from_this<Session> {
+// One connection. Stream is PlainStream or TlsStream; everything above the
+// bytes (parsing, limits, routing, auth, streaming, draining) is the same
+// code. A TLS session first detects the handshake (a plain-HTTP request
+// gets a plain 400 saying to use https), then handshakes under the read
+// deadline; it ends with close_notify when the close is orderly.
+template <typename Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
   Session(tcp::socket&& socket, std::shared_ptr<Shared> sh, bool reject)
-      : stream_(std::move(socket)), sh_(std::move(sh)), reject_(reject) {
+      : stream_(MakeStream(std::move(socket), *sh)), sh_(std::move(sh)), reject_(reject) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = Lowest().socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
     if (!reject_) sh_->open.fetch_add(1);
   }
 
-  ~Session() {
+  ~Session() override {
     if (in_flight_) sh_->in_flight.fetch_sub(1);
     if (reject_) return;
     {
@@ -86,22 +250,82 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Run() {
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Session::Start, shared_from_this()));
+    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::Start, Self()));
   }
 
-  // Stop: close the connection if it waits for a request; a request in
-  // flight finishes and its response closes the connection.
-  void Drain() {
-    if (phase_ == Phase::kIdle) Close();
+  void Drain() override {
+    if (phase_ != Phase::kIdle) return;
+    if (tls_up_) {
+      // Cancel the wait for a request; its handler sends close_notify.
+      drain_cancelled_ = true;
+      Lowest().cancel();
+      return;
+    }
+    Close();
   }
-  void ForceClose() { Close(); }
-  net::any_io_executor executor() { return stream_.get_executor(); }
+  void ForceClose() override { Close(); }
+  net::any_io_executor executor() override { return stream_.get_executor(); }
 
  private:
   enum class Phase { kIdle, kBody, kHandling, kWriting, kClosing };
 
+  static Stream MakeStream(tcp::socket&& socket, Shared& sh) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *sh.tls);
+    } else {
+      (void)sh;
+      return Stream(std::move(socket));
+    }
+  }
+  std::shared_ptr<Session> Self() { return this->shared_from_this(); }
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
   void Start() {
+    if constexpr (kTls) {
+      Lowest().expires_after(sh_->opt.read_timeout);
+      beast::async_detect_ssl(Lowest(), buffer_,
+                              beast::bind_front_handler(&Session::OnDetect, Self()));
+    } else {
+      Begin();
+    }
+  }
+
+  void OnDetect(beast::error_code ec, bool tls) {
+    if (ec) return Fail(ec, "tls detect");
+    if (!tls) return AnswerPlainOnTlsPort();
+    if constexpr (kTls) {
+      Lowest().expires_after(sh_->opt.read_timeout);
+      stream_.async_handshake(net::ssl::stream_base::server, buffer_.data(),
+                              beast::bind_front_handler(&Session::OnHandshake, Self()));
+    }
+  }
+
+  void OnHandshake(beast::error_code ec, std::size_t used) {
+    if (ec) return Fail(ec, "tls handshake");
+    buffer_.consume(used);
+    tls_up_ = true;
+    Begin();
+  }
+
+  // A plain HTTP request on the TLS port: answered in plain HTTP (nothing
+  // else could read it), then closed.
+  void AnswerPlainOnTlsPort() {
+    spdlog::debug(
+        "http session remote={} op=tls detect error=plain HTTP on the TLS port; answered 400",
+        remote_);
+    phase_ = Phase::kWriting;
+    BuildResponse(
+        MakeProblem(ProblemType::kMalformedRequest,
+                    "this port serves HTTPS; use https:// (a plain HTTP request was sent to it)"),
+        false);
+    Lowest().expires_after(sh_->opt.write_timeout);
+    http::async_write(Lowest(), res_, [self = Self()](beast::error_code ec, std::size_t) {
+      if (ec) return self->Fail(ec, "write");
+      self->Linger();
+    });
+  }
+
+  void Begin() {
     if (reject_) {
       Respond(MakeProblem(ProblemType::kUnavailable,
                           "too many open connections (max " +
@@ -113,7 +337,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void DoReadHeader() {
-    if (sh_->draining.load()) return Close();
+    if (sh_->draining.load()) return Shutdown();
     phase_ = Phase::kIdle;
     route_ = nullptr;
     sink_.reset();
@@ -124,14 +348,15 @@ class Session : public std::enable_shared_from_this<Session> {
     header_parser_->header_limit(sh_->opt.header_limit);
     // The body limit depends on the route, known only after the header.
     header_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-    stream_.expires_after(first_ ? sh_->opt.read_timeout : sh_->opt.idle_timeout);
+    Lowest().expires_after(first_ ? sh_->opt.read_timeout : sh_->opt.idle_timeout);
     first_ = false;
     http::async_read_header(stream_, buffer_, *header_parser_,
-                            beast::bind_front_handler(&Session::OnReadHeader, shared_from_this()));
+                            beast::bind_front_handler(&Session::OnReadHeader, Self()));
   }
 
   void OnReadHeader(beast::error_code ec, std::size_t) {
-    if (ec == http::error::end_of_stream) return Close();
+    if (ec == http::error::end_of_stream) return Shutdown();
+    if (ec == net::error::operation_aborted && drain_cancelled_) return Shutdown();
     if (ec) {
       if (ec == http::error::header_limit) {
         return Answer(MakeProblem(ProblemType::kHeadersTooLarge,
@@ -224,9 +449,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto expect = req_.headers.Get("Expect");
     if (expect && EqualsIgnoreCase(*expect, "100-continue")) {
       continue_.emplace(http::status::continue_, 11);
-      stream_.expires_after(sh_->opt.write_timeout);
+      Lowest().expires_after(sh_->opt.write_timeout);
       return http::async_write(stream_, *continue_,
-                               beast::bind_front_handler(&Session::OnContinue, shared_from_this()));
+                               beast::bind_front_handler(&Session::OnContinue, Self()));
     }
     StartBody();
   }
@@ -246,9 +471,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     body_parser_.emplace(std::move(*header_parser_));
     body_parser_->body_limit(limit_);
-    stream_.expires_after(sh_->opt.read_timeout);
+    Lowest().expires_after(sh_->opt.read_timeout);
     http::async_read(stream_, buffer_, *body_parser_,
-                     beast::bind_front_handler(&Session::OnReadBody, shared_from_this()));
+                     beast::bind_front_handler(&Session::OnReadBody, Self()));
   }
 
   bool BodyError(beast::error_code ec) {
@@ -278,9 +503,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& body = stream_parser_->get().body();
     body.data = chunk_.get();
     body.size = kChunkBytes;
-    stream_.expires_after(sh_->opt.read_timeout);
+    Lowest().expires_after(sh_->opt.read_timeout);
     http::async_read(stream_, buffer_, *stream_parser_,
-                     beast::bind_front_handler(&Session::OnReadChunk, shared_from_this()));
+                     beast::bind_front_handler(&Session::OnReadChunk, Self()));
   }
 
   void OnReadChunk(beast::error_code ec, std::size_t) {
@@ -325,10 +550,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // cannot be reused.
   void Answer(Response r) { Respond(std::move(r), false); }
 
-  void Respond(Response r, bool keep_alive) {
-    phase_ = Phase::kWriting;
-    if (sh_->draining.load()) keep_alive = false;
-    if (r.source) return RespondStream(std::move(r), keep_alive);
+  // res_ from r (a buffered body).
+  void BuildResponse(Response r, bool keep_alive) {
     res_ = {};
     res_.version(11);
     res_.result(static_cast<unsigned>(r.status));
@@ -338,10 +561,18 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.body() = std::move(r.body);
     res_.keep_alive(keep_alive);
     res_.prepare_payload();
-    CountRequest(r.status);
-    stream_.expires_after(sh_->opt.write_timeout);
+  }
+
+  void Respond(Response r, bool keep_alive) {
+    phase_ = Phase::kWriting;
+    if (sh_->draining.load()) keep_alive = false;
+    if (r.source) return RespondStream(std::move(r), keep_alive);
+    const int status = r.status;
+    BuildResponse(std::move(r), keep_alive);
+    CountRequest(status);
+    Lowest().expires_after(sh_->opt.write_timeout);
     http::async_write(stream_, res_,
-                      beast::bind_front_handler(&Session::OnWrite, shared_from_this(), keep_alive));
+                      beast::bind_front_handler(&Session::OnWrite, Self(), keep_alive));
   }
 
   void CountRequest(int status) {
@@ -369,9 +600,9 @@ class Session : public std::enable_shared_from_this<Session> {
     sres_->body().more = true;
     sr_.emplace(*sres_);
     CountRequest(r.status);
-    stream_.expires_after(sh_->opt.write_timeout);
-    http::async_write_header(stream_, *sr_,
-                             beast::bind_front_handler(&Session::OnStreamWrite, shared_from_this(), keep_alive));
+    Lowest().expires_after(sh_->opt.write_timeout);
+    http::async_write_header(
+        stream_, *sr_, beast::bind_front_handler(&Session::OnStreamWrite, Self(), keep_alive));
   }
 
   void OnStreamWrite(bool keep_alive, beast::error_code ec, std::size_t) {
@@ -389,7 +620,9 @@ class Session : public std::enable_shared_from_this<Session> {
     Status st = Status::Ok();
     while (st.ok() && piece_.empty() && !done) st = Call([&] { return source_->Next(&piece_, &done); });
     if (!st.ok()) {
-      // The status line is out: all that is left is to not finish the body.
+      // The status line is out: all that is left is to not finish the body
+      // (and, over TLS, to not send close_notify, which would make the cut
+      // look like an orderly end).
       spdlog::warn("http streamed body failed route={} error={}", req_.route, st.ToString());
       if (in_flight_) {
         in_flight_ = false;
@@ -400,9 +633,9 @@ class Session : public std::enable_shared_from_this<Session> {
     sres_->body().data = piece_.empty() ? nullptr : piece_.data();
     sres_->body().size = piece_.size();
     sres_->body().more = !done;
-    stream_.expires_after(sh_->opt.write_timeout);
+    Lowest().expires_after(sh_->opt.write_timeout);
     http::async_write(stream_, *sr_,
-                      beast::bind_front_handler(&Session::OnStreamWrite, shared_from_this(), keep_alive));
+                      beast::bind_front_handler(&Session::OnStreamWrite, Self(), keep_alive));
   }
 
   void OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
@@ -416,45 +649,85 @@ class Session : public std::enable_shared_from_this<Session> {
     DoReadHeader();
   }
 
+  // After a response that closes the connection: discard what the client
+  // still sends (an unread upload) for a moment, then close. Plain TCP
+  // half-closes first so the client sees EOF. TLS cannot half-close (a
+  // close_notify while the client still sends makes the next record a
+  // protocol error), so it drains until the client's close_notify or FIN,
+  // then answers with its own.
   void Linger() {
     phase_ = Phase::kClosing;
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (ec) return Close();
+    if (!tls_up_) {
+      beast::error_code ec;
+      Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (ec) return Close();
+    }
     if (!chunk_) chunk_ = std::make_unique<char[]>(kChunkBytes);
-    stream_.expires_after(kLingerTimeout);
-    stream_.async_read_some(net::buffer(chunk_.get(), kChunkBytes),
-                            beast::bind_front_handler(&Session::OnLinger, shared_from_this()));
+    Lowest().expires_after(kLingerTimeout);
+    DoLingerRead();
+  }
+
+  void DoLingerRead() {
+    auto buf = net::buffer(chunk_.get(), kChunkBytes);
+    auto next = beast::bind_front_handler(&Session::OnLinger, Self());
+    if (tls_up_) {
+      stream_.async_read_some(buf, std::move(next));
+    } else {
+      Lowest().async_read_some(buf, std::move(next));
+    }
   }
 
   void OnLinger(beast::error_code ec, std::size_t n) {
     drained_ += n;
+    if (ec == net::error::eof && tls_up_) return Shutdown();
     if (ec || drained_ > kLingerMaxBytes) return Close();
-    stream_.async_read_some(net::buffer(chunk_.get(), kChunkBytes),
-                            beast::bind_front_handler(&Session::OnLinger, shared_from_this()));
+    DoLingerRead();
   }
 
   void Fail(beast::error_code ec, const char* what) {
-    // Timeouts, resets and aborted operations are normal for a server;
-    // log at debug level only.
+    // Timeouts, resets, aborted operations and failed TLS handshakes are
+    // normal for a server; log at debug level only.
     if (ec != net::error::operation_aborted) {
       spdlog::debug("http session remote={} op={} error={}", remote_, what, ec.message());
     }
     Close();
   }
 
+  // An orderly close: over TLS, close_notify (with a deadline) first. Only
+  // ours is sent: waiting for the client's would hold a drain up on every
+  // idle keep-alive client (TLS allows closing without it).
+  void Shutdown() {
+    if constexpr (kTls) {
+      if (tls_up_ && !shutdown_started_) {
+        shutdown_started_ = true;
+        phase_ = Phase::kClosing;
+        SSL* ssl = stream_.native_handle();
+        SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
+        Lowest().expires_after(kTlsShutdownTimeout);
+        stream_.async_shutdown([self = Self()](beast::error_code) { self->Close(); });
+        return;
+      }
+    }
+    Close();
+  }
+
+  // An abrupt close (errors, timeouts, a stream cut short, the drain
+  // deadline).
   void Close() {
     phase_ = Phase::kClosing;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    Lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    Lowest().close();
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::shared_ptr<Shared> sh_;
   const bool reject_;
   Phase phase_ = Phase::kIdle;
+  bool tls_up_ = false;            // the TLS handshake is done (TlsStream only)
+  bool drain_cancelled_ = false;   // Drain() cancelled the wait for a request
+  bool shutdown_started_ = false;  // close_notify is on its way
   bool first_ = true;
   bool keep_alive_ = false;
   bool in_flight_ = false;
@@ -526,19 +799,28 @@ class Listener : public std::enable_shared_from_this<Listener> {
       socket.close(ignored);
       return;
     }
-    if (sh_->open.load() >= sh_->opt.max_connections) {
-      sh_->rejected.fetch_add(1);
-      std::make_shared<Session>(std::move(socket), sh_, /*reject=*/true)->Run();
+    if (sh_->tls) {
+      Admit<TlsStream>(std::move(socket));
     } else {
-      sh_->accepted.fetch_add(1);
-      auto s = std::make_shared<Session>(std::move(socket), sh_, /*reject=*/false);
-      {
-        std::lock_guard<std::mutex> lock(sh_->mu);
-        sh_->sessions.emplace(s.get(), s);
-      }
-      s->Run();
+      Admit<PlainStream>(std::move(socket));
     }
     DoAccept();
+  }
+
+  template <typename Stream>
+  void Admit(tcp::socket&& socket) {
+    if (sh_->open.load() >= sh_->opt.max_connections) {
+      sh_->rejected.fetch_add(1);
+      std::make_shared<Session<Stream>>(std::move(socket), sh_, /*reject=*/true)->Run();
+      return;
+    }
+    sh_->accepted.fetch_add(1);
+    auto s = std::make_shared<Session<Stream>>(std::move(socket), sh_, /*reject=*/false);
+    {
+      std::lock_guard<std::mutex> lock(sh_->mu);
+      sh_->sessions.emplace(s.get(), s);
+    }
+    s->Run();
   }
 
   net::io_context& ioc_;
@@ -592,6 +874,11 @@ Status Server::Start() {
     }
     addr = results.begin()->endpoint().address();
   }
+  impl_->sh->tls.reset();
+  if (!opt.tls_cert_file.empty() || !opt.tls_key_file.empty()) {
+    HERD_ASSIGN_OR_RETURN(impl_->sh->tls,
+                          MakeServerTlsContext(opt.tls_cert_file, opt.tls_key_file));
+  }
   impl_->listener = std::make_shared<Listener>(*impl_->ioc, impl_->sh);
   HERD_RETURN_IF_ERROR(impl_->listener->Open(tcp::endpoint(addr, opt.port)));
   impl_->port = impl_->listener->port();
@@ -609,7 +896,8 @@ Status Server::Start() {
       }
     });
   }
-  spdlog::info("http listening addr={}:{} threads={}", opt.host, impl_->port, threads);
+  spdlog::info("http listening addr={}:{} threads={} tls={}", opt.host, impl_->port, threads,
+               impl_->sh->tls ? "on" : "off");
   return Status::Ok();
 }
 
@@ -622,7 +910,7 @@ void Server::Stop(std::chrono::milliseconds deadline) {
   sh.draining.store(true);
   impl_->listener->Close();
   auto each_session = [&](auto fn) {
-    std::vector<std::shared_ptr<Session>> live;
+    std::vector<std::shared_ptr<SessionBase>> live;
     {
       std::lock_guard<std::mutex> lock(sh.mu);
       for (auto& [p, w] : sh.sessions) {
@@ -631,14 +919,14 @@ void Server::Stop(std::chrono::milliseconds deadline) {
     }
     for (auto& s : live) net::post(s->executor(), [s, fn] { fn(*s); });
   };
-  each_session([](Session& s) { s.Drain(); });
+  each_session([](SessionBase& s) { s.Drain(); });
   {
     std::unique_lock<std::mutex> lock(sh.mu);
     sh.cv.wait_for(lock, deadline, [&] { return sh.open.load() == 0; });
   }
   if (sh.open.load() > 0) {
     spdlog::warn("http drain deadline passed; closing open={}", sh.open.load());
-    each_session([](Session& s) { s.ForceClose(); });
+    each_session([](SessionBase& s) { s.ForceClose(); });
     std::unique_lock<std::mutex> lock(sh.mu);
     sh.cv.wait_for(lock, std::chrono::milliseconds(1000), [&] { return sh.open.load() == 0; });
   }
@@ -660,6 +948,23 @@ ServerStats Server::stats() const {
   s.open_connections = sh.open.load();
   s.in_flight = sh.in_flight.load();
   return s;
+}
+
+Result<bool> CertificateNamesHost(const std::string& cert_file, std::string_view host) {
+  HERD_ASSIGN_OR_RETURN(std::string pem, ReadPemFile(cert_file, "TLS certificate"));
+  X509Ptr x = FirstCertificate(pem);
+  if (!x) {
+    return Status::InvalidArgument("TLS certificate '" + cert_file + "': no PEM certificate in it");
+  }
+  std::string h(host);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  beast::error_code ec;
+  net::ip::make_address(h, ec);
+  const int r = !ec ? X509_check_ip_asc(x.get(), h.c_str(), 0)
+                    : X509_check_host(x.get(), h.data(), h.size(),
+                                      X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr);
+  ERR_clear_error();
+  return r == 1;
 }
 
 }  // namespace herd::api

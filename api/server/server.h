@@ -10,10 +10,16 @@
 // before the body was read are answered and the connection is closed (the
 // unread body is drained for a moment so the client sees the answer, not a
 // reset).
+//
+// TLS (tls_cert_file and tls_key_file set): every connection is HTTPS
+// (OpenSSL, TLS 1.2 and newer). The handshake runs under read_timeout; an
+// orderly close sends close_notify (with a deadline); a plain HTTP request
+// on the TLS port gets a plain 400 problem saying to use https.
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "api/server/router.h"
 #include "common/status.h"
@@ -50,6 +56,12 @@ struct ServerOptions {
   // Open connections served at once; one more gets 503 problem+json and is
   // closed. Default: 1024.
   int max_connections = 1024;
+  // PEM file of the server certificate, optionally followed by the
+  // intermediate certificates of its chain. Set together with tls_key_file
+  // to serve HTTPS only. Default: "" (plain HTTP).
+  std::string tls_cert_file;
+  // PEM file of the certificate's private key (unencrypted). Default: "".
+  std::string tls_key_file;
 };
 
 struct ServerStats {
@@ -72,8 +84,10 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds, listens and starts the threads. IoError naming host:port when the
-  // address cannot be bound.
+  // Loads the TLS files (if set), binds, listens and starts the threads.
+  // InvalidArgument naming the file when a TLS file is missing, unreadable,
+  // not PEM, an encrypted key, or a key of another certificate; IoError
+  // naming host:port when the address cannot be bound.
   Status Start();
   // The bound port (the real one when options.port was 0).
   uint16_t port() const;
@@ -90,5 +104,12 @@ class Server {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Whether a client dialling `host` (a DNS name, or an IPv4/IPv6 address,
+// brackets allowed) would accept the first certificate in cert_file by name:
+// subjectAltName DNS (wildcards in the left-most label) or IP entries (the
+// common name only when there is no DNS entry). InvalidArgument naming the
+// file when it holds no certificate.
+Result<bool> CertificateNamesHost(const std::string& cert_file, std::string_view host);
 
 }  // namespace herd::api

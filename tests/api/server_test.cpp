@@ -546,9 +546,19 @@ TEST(Client, RejectsBadUrlsAndReportsConnectErrors) {
   EXPECT_EQ(p, "8080");
   EXPECT_TRUE(ParseBaseUrl("http://[::1]:9/x", &h, &p).ok());
   EXPECT_EQ(h, "::1");
-  EXPECT_TRUE(ParseBaseUrl("http://host", &h, &p).ok());
+  bool https = true;
+  EXPECT_TRUE(ParseBaseUrl("http://host", &h, &p, &https).ok());
   EXPECT_EQ(p, "80");
-  EXPECT_FALSE(ParseBaseUrl("https://host", &h, &p).ok());
+  EXPECT_FALSE(https);
+  EXPECT_TRUE(ParseBaseUrl("https://host/v1", &h, &p, &https).ok());
+  EXPECT_EQ(h, "host");
+  EXPECT_EQ(p, "443");
+  EXPECT_TRUE(https);
+  EXPECT_TRUE(ParseBaseUrl("https://[::1]:8443", &h, &p, &https).ok());
+  EXPECT_EQ(h, "::1");
+  EXPECT_EQ(p, "8443");
+  EXPECT_FALSE(ParseBaseUrl("ftp://host", &h, &p).ok());
+  EXPECT_FALSE(ParseBaseUrl("https://", &h, &p).ok());
   EXPECT_FALSE(ParseBaseUrl("http://host:abc", &h, &p).ok());
   EXPECT_FALSE(ParseBaseUrl("http://", &h, &p).ok());
   // A port nobody listens on (bound, then closed) → Unavailable.

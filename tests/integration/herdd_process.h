@@ -1,7 +1,8 @@
 #pragma once
 // Real herdd processes for integration tests: started on 127.0.0.1 port 0
-// in a fresh data dir, found through DIR/herdd.addr, killed with SIGTERM or
-// SIGKILL, restarted on the same data dir.
+// (or another --listen) in a fresh data dir, found through DIR/herdd.addr,
+// spoken to over http (or https, trusting a CA file), killed with SIGTERM
+// or SIGKILL, restarted on the same data dir.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,12 +47,21 @@ class HerddProcess {
   explicit HerddProcess(std::string data_dir) : data_dir_(std::move(data_dir)) {}
   ~HerddProcess() { Kill(SIGKILL); }
 
+  // Before Start: herdd serves https (the test passes --tls-cert and
+  // --tls-key); clients trust ca_file.
+  void UseTls(std::string ca_file) {
+    scheme_ = "https";
+    ca_file_ = std::move(ca_file);
+  }
+  // Before Start: the --listen address. Default: 127.0.0.1:0.
+  void SetListen(std::string listen) { listen_ = std::move(listen); }
+
   // Starts herdd and waits (up to 20 s) until it serves /healthz.
   bool Start(std::vector<std::string> extra = {}) {
     std::filesystem::create_directories(data_dir_);
     std::filesystem::remove(data_dir_ + "/herdd.addr");
-    std::vector<std::string> args = {BinaryPath("herdd"), "--data-dir", data_dir_, "--listen",
-                                     "127.0.0.1:0", "--log-level", "warn"};
+    std::vector<std::string> args = {
+        BinaryPath("herdd"), "--data-dir", data_dir_, "--listen", listen_, "--log-level", "warn"};
     for (auto& e : extra) args.push_back(e);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -69,7 +79,9 @@ class HerddProcess {
       std::ifstream f(data_dir_ + "/herdd.addr");
       std::string addr;
       if (f >> addr) {
-        url_ = "http://" + addr;
+        // A wildcard address is dialled on loopback.
+        if (addr.rfind("0.0.0.0:", 0) == 0) addr = "127.0.0.1" + addr.substr(7);
+        url_ = scheme_ + "://" + addr;
         auto c = Client();
         if (c) {
           auto r = c->Request("GET", "/healthz");
@@ -79,6 +91,7 @@ class HerddProcess {
       int st;
       if (waitpid(pid_, &st, WNOHANG) == pid_) {
         pid_ = -1;
+        exit_status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         return false;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -100,12 +113,16 @@ class HerddProcess {
     api::ClientOptions o;
     o.base_url = url_;
     o.token = token;
+    o.ca_file = ca_file_;
     o.timeout = std::chrono::milliseconds(60000);
     auto c = api::HttpClient::Create(o);
     return c.ok() ? std::move(c).value() : nullptr;
   }
 
   const std::string& url() const { return url_; }
+  const std::string& ca_file() const { return ca_file_; }
+  // The exit status of a herdd that exited during Start (-1 otherwise).
+  int exit_status() const { return exit_status_; }
   const std::string& data_dir() const { return data_dir_; }
   pid_t pid() const { return pid_; }
   std::string Log() const {
@@ -115,8 +132,12 @@ class HerddProcess {
 
  private:
   std::string data_dir_;
+  std::string listen_ = "127.0.0.1:0";
+  std::string scheme_ = "http";
+  std::string ca_file_;
   std::string url_;
   pid_t pid_ = -1;
+  int exit_status_ = -1;
 };
 
 }  // namespace herd::testing

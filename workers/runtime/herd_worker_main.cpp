@@ -30,7 +30,12 @@ int main(int argc, char** argv) {
   herd::worker::WorkerOptions o;
   std::string token_file;
   std::string log_level = "info";
-  app.add_option("--daemon", o.daemon_url, "herdd base URL, e.g. http://127.0.0.1:8080")->required();
+  app.add_option("--daemon", o.daemon_url,
+                 "herdd base URL, e.g. http://127.0.0.1:8080 or https://herd.example.com:8443")
+      ->required();
+  app.add_option("--ca-file", o.ca_file,
+                 "https: PEM certificates to trust (herdd's CA, or its self-signed certificate). "
+                 "Default: the system's CAs");
   app.add_option("--device", o.device, "cpu | cuda:N")->capture_default_str();
   app.add_option("--token-file", token_file, "file holding this worker's bearer token");
   app.add_option("--name", o.name, "name shown in GET /v1/workers. Default: host-pid");
@@ -65,6 +70,10 @@ int main(int argc, char** argv) {
     }
     std::getline(f, o.token);
     while (!o.token.empty() && (o.token.back() == '\r' || o.token.back() == ' ')) o.token.pop_back();
+  }
+
+  if (!o.ca_file.empty() && o.daemon_url.rfind("https://", 0) != 0) {
+    spdlog::warn("--ca-file is ignored: --daemon {} is not https://", o.daemon_url);
   }
 
   herd::worker::Worker worker(o);

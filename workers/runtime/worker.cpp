@@ -54,6 +54,7 @@ Status Worker::Run() {
   api::ClientOptions co;
   co.base_url = opts_.daemon_url;
   co.token = opts_.token;
+  co.ca_file = opts_.ca_file;
   co.timeout = std::chrono::milliseconds(opts_.lease_wait_ms + 30'000);
   HERD_ASSIGN_OR_RETURN(impl_->client, api::HttpClient::Create(co));
   co.timeout = std::chrono::milliseconds(10'000);

@@ -17,7 +17,8 @@
 namespace herd::worker {
 
 struct WorkerOptions {
-  std::string daemon_url;            // http://host:port (required)
+  std::string daemon_url;            // http(s)://host:port (required)
+  std::string ca_file;               // https: PEM certificates to trust. Default: "" (system CAs)
   std::string token;                 // bearer token. Default: "" (no auth)
   std::string device = "cpu";        // "cpu" | "cuda:N". Default: cpu
   std::string name;                  // Default: hostname-pid
