@@ -25,12 +25,14 @@ struct CrashLoopOptions {
   std::string work_dir;   // created; data dirs and process logs go under it
   int rounds = 3;
   int workers = 2;
-  int train_steps = 30;  // per training task: longer tasks, more kills mid-task
+  int train_steps = 300;  // per training task: longer tasks, more kills mid-task
   // Kills to reach before the run may end; the run is given more work when
   // these are larger (prompts per round scale with them).
   int herdd_kills = 20;
   int worker_kills = 20;
-  // Gaps between kills are uniform in [max_gap_ms / 4, max_gap_ms].
+  // Gaps between kills are uniform in [max_gap_ms / 4, max_gap_ms], the
+  // max shrunk (to no less than 100 ms) so the kills fit in 60% of the
+  // uninterrupted run's wall time.
   int max_gap_ms = 1200;
   int upload_batches = 30;  // annotation uploads (5 lines each) during the run
   uint64_t seed = 1;
@@ -55,6 +57,7 @@ struct CrashLoopReport {
   int tasks_retried = 0;            // tasks that needed more than one attempt
   double reference_wall_s = 0;      // the uninterrupted run
   double wall_s = 0;                // the run under kills
+  int max_gap_ms = 0;               // the kill gaps used
   std::vector<CrashCheck> checks;
 
   bool ok() const;

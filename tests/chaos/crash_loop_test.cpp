@@ -20,6 +20,7 @@ TEST(CrashLoop, RunSurvivesRandomKillsOfHerddAndWorkers) {
   o.herdd_kills = 6;
   o.worker_kills = 6;
   o.upload_batches = 10;
+  o.train_steps = 30;
   o.timeout_s = 300;
   o.seed = 7;
   o.log = [](const std::string& s) { std::printf("%s\n", s.c_str()); };
