@@ -135,7 +135,7 @@ Status Pages(RetryingClient& c, const std::string& path, const char* key, Clock:
 // What a finished run holds, for comparing an interrupted run with an
 // uninterrupted one.
 struct RunRecords {
-  std::string state, error;
+  std::string id, state, error;
   std::map<std::string, int> samples_per_prompt;  // "round/prompt" → samples
   std::map<std::string, int> selected_per_prompt;
   std::map<std::string, std::set<std::string>> tasks_per_prompt;  // "round/prompt" → task ids
@@ -373,9 +373,11 @@ Result<CrashLoopReport> RunCrashLoop(const CrashLoopOptions& o) {
   if (o.reference) {
     Processes p(o.build_dir, o.work_dir + "/reference");
     HERD_RETURN_IF_ERROR(p.StartHerdd());
-    for (int i = 0; i < o.workers; ++i) HERD_RETURN_IF_ERROR(p.StartWorker(i));
     auto t0 = Clock::now();
+    // The run before the workers: its id (which salts every seeded choice)
+    // must not depend on when the workers registered.
     HERD_ASSIGN_OR_RETURN(std::string run, create(p.url()));
+    for (int i = 0; i < o.workers; ++i) HERD_RETURN_IF_ERROR(p.StartWorker(i));
     Clients clients(p.url(), run, 0, &retries, deadline);
     clients.Start();
     RetryingClient c(p.url(), &retries);
@@ -388,6 +390,7 @@ Result<CrashLoopReport> RunCrashLoop(const CrashLoopOptions& o) {
     clients.Stop();
     report.reference_wall_s = Seconds(t0);
     HERD_ASSIGN_OR_RETURN(want, ReadRecords(c, run, deadline));
+    want.id = run;
     if (want.state != "succeeded") {
       return Status::Internal("the uninterrupted reference run ended " + want.state + ": " + want.error);
     }
@@ -397,10 +400,10 @@ Result<CrashLoopReport> RunCrashLoop(const CrashLoopOptions& o) {
   // 2. The same run under kills.
   Processes p(o.build_dir, o.work_dir + "/crash");
   HERD_RETURN_IF_ERROR(p.StartHerdd());
-  for (int i = 0; i < o.workers; ++i) HERD_RETURN_IF_ERROR(p.StartWorker(i));
   const std::string url = p.url();
   auto t0 = Clock::now();
   HERD_ASSIGN_OR_RETURN(std::string run, create(url));
+  for (int i = 0; i < o.workers; ++i) HERD_RETURN_IF_ERROR(p.StartWorker(i));
   Clients clients(url, run, o.upload_batches, &retries, deadline);
   clients.Start();
   std::mt19937_64 rng(o.seed);
@@ -449,6 +452,7 @@ Result<CrashLoopReport> RunCrashLoop(const CrashLoopOptions& o) {
   report.wall_s = Seconds(t0);
   for (auto& e : p.Reap()) unexpected.push_back(e);
   HERD_ASSIGN_OR_RETURN(RunRecords got, ReadRecords(c, run, deadline));
+  got.id = run;
   report.client_retries = retries.load();
   report.tasks_retried = got.tasks_retried;
   const auto uploaded = clients.uploaded();
@@ -523,6 +527,8 @@ Result<CrashLoopReport> RunCrashLoop(const CrashLoopOptions& o) {
           d + "; " + std::to_string(got.tasks_retried) + " needed more than one attempt");
   }
   if (o.reference) {
+    check("the same run id as the uninterrupted run (it salts the seeded choices)", got.id == want.id,
+          want.id + " vs " + got.id);
     check("samples per prompt and round equal the uninterrupted run's",
           got.samples_per_prompt == want.samples_per_prompt, Diff(want.samples_per_prompt, got.samples_per_prompt));
     check("tasks per round and stage equal the uninterrupted run's", got.tasks_per_stage == want.tasks_per_stage,
