@@ -3,6 +3,7 @@
 // in a fresh data dir, found through DIR/herdd.addr, killed with SIGTERM or
 // SIGKILL, restarted on the same data dir.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,6 +62,10 @@ class HerddProcess {
     if (pid_ == 0) {
       FILE* f = freopen(log.c_str(), "a", stderr);
       (void)f;
+      if (nofile_limit_ > 0) {
+        rlimit rl{static_cast<rlim_t>(nofile_limit_), static_cast<rlim_t>(nofile_limit_)};
+        setrlimit(RLIMIT_NOFILE, &rl);
+      }
       execv(argv[0], argv.data());
       _exit(127);
     }
@@ -105,6 +110,9 @@ class HerddProcess {
     return c.ok() ? std::move(c).value() : nullptr;
   }
 
+  // Starts herdd with this hard (and soft) RLIMIT_NOFILE; 0 = inherit.
+  void set_nofile_limit(uint64_t n) { nofile_limit_ = n; }
+
   const std::string& url() const { return url_; }
   const std::string& data_dir() const { return data_dir_; }
   pid_t pid() const { return pid_; }
@@ -117,6 +125,7 @@ class HerddProcess {
   std::string data_dir_;
   std::string url_;
   pid_t pid_ = -1;
+  uint64_t nofile_limit_ = 0;
 };
 
 }  // namespace herd::testing
