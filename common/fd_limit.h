@@ -14,7 +14,7 @@ struct FileLimit {
   uint64_t soft = 0;  // RLIMIT_NOFILE after RaiseFileLimit (RLIM_INFINITY as UINT64_MAX)
   uint64_t hard = 0;
   uint64_t before = 0;  // the soft limit found at startup
-  bool ok = true;        // false when getrlimit/setrlimit failed (soft/hard as found)
+  bool ok = true;       // false when getrlimit/setrlimit failed (soft/hard as found)
 };
 
 // Raises the soft RLIMIT_NOFILE of this process to its hard limit (capped

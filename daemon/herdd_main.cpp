@@ -111,26 +111,38 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   // HTTP limits (docs/api.md "Server"). Sizes take units: 16KiB, 8MiB, 4GiB (KB = 1000).
+  const auto size = CLI::AsSizeValue(true);
+  const auto millis = CLI::Range(int64_t{1}, int64_t{86400000});
   app.add_option("--http-header-limit", sopts.header_limit,
                  "max bytes of request line + header fields (431 above)")
-      ->transform(CLI::AsSizeValue(true))->capture_default_str();
-  app.add_option("--http-body-limit", sopts.body_limit, "max body bytes of an ordinary route (413 above)")
-      ->transform(CLI::AsSizeValue(true))->capture_default_str();
+      ->transform(size)
+      ->capture_default_str();
+  app.add_option("--http-body-limit", sopts.body_limit,
+                 "max body bytes of an ordinary route (413 above)")
+      ->transform(size)
+      ->capture_default_str();
   app.add_option("--http-upload-limit", sopts.stream_body_limit,
                  "max body bytes of a streamed upload (prompts, annotations; 413 above)")
-      ->transform(CLI::AsSizeValue(true))->capture_default_str();
+      ->transform(size)
+      ->capture_default_str();
   app.add_option("--http-read-timeout-ms", read_timeout_ms,
-                 "deadline of a request's header, of a buffered body, of each upload chunk; a slow sender "
-                 "is closed when it passes")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{86400000}));
-  app.add_option("--http-write-timeout-ms", write_timeout_ms, "deadline of writing a response (of each streamed piece)")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{86400000}));
-  app.add_option("--http-idle-timeout-ms", idle_timeout_ms, "how long a kept-alive connection may wait for its next request")
-      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{86400000}));
+                 "deadline of a request's header, of a buffered body, of each upload chunk; "
+                 "a slow sender is closed when it passes")
+      ->capture_default_str()
+      ->check(millis);
+  app.add_option("--http-write-timeout-ms", write_timeout_ms,
+                 "deadline of writing a response (of each streamed piece)")
+      ->capture_default_str()
+      ->check(millis);
+  app.add_option("--http-idle-timeout-ms", idle_timeout_ms,
+                 "how long a kept-alive connection may wait for its next request")
+      ->capture_default_str()
+      ->check(millis);
   app.add_option("--http-max-connections", sopts.max_connections,
-                 "connections served at once; one more is answered 503 and closed (lowered to fit the open-file "
-                 "limit)")
-      ->capture_default_str()->check(CLI::Range(1, 1 << 24));
+                 "connections served at once; one more is answered 503 and closed "
+                 "(lowered to fit the open-file limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 24));
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -149,10 +161,16 @@ int main(int argc, char** argv) {
   // Every connection, table file and worker pipe is a descriptor: take the
   // hard limit, and keep the connection bound below what it leaves.
   const herd::FileLimit nofile = herd::RaiseFileLimit();
-  if (!nofile.ok) spdlog::warn("could not raise the open-file limit (soft {}, hard {})", nofile.soft, nofile.hard);
-  if (int budget = herd::ConnectionBudget(nofile.soft, sopts.max_connections); budget < sopts.max_connections) {
-    spdlog::warn("--http-max-connections {} lowered to {}: the open-file limit is {} (raise LimitNOFILE / ulimit -n)",
-                 sopts.max_connections, budget, nofile.soft);
+  if (!nofile.ok) {
+    spdlog::warn("could not raise the open-file limit (soft {}, hard {})", nofile.soft,
+                 nofile.hard);
+  }
+  if (int budget = herd::ConnectionBudget(nofile.soft, sopts.max_connections);
+      budget < sopts.max_connections) {
+    spdlog::warn(
+        "--http-max-connections {} lowered to {}: the open-file limit is {} "
+        "(raise LimitNOFILE / ulimit -n)",
+        sopts.max_connections, budget, nofile.soft);
     sopts.max_connections = budget;
   }
   std::string host;
@@ -220,8 +238,10 @@ int main(int argc, char** argv) {
   if (auto s = herd::WriteFileAtomic(data_dir + "/herdd.addr", bound + "\n"); !s.ok()) {
     spdlog::warn("{}", s.ToString());
   }
-  spdlog::info("herdd {} serving on http://{} data_dir={} schema={} max_connections={} open_file_limit={}",
-               herd::kVersion, bound, data_dir, store.value()->schema_version(), sopts.max_connections, nofile.soft);
+  spdlog::info(
+      "herdd {} serving on http://{} data_dir={} schema={} max_connections={} open_file_limit={}",
+      herd::kVersion, bound, data_dir, store.value()->schema_version(), sopts.max_connections,
+      nofile.soft);
 
   orch.StartBackground(500);
 

@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <cerrno>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -13,6 +12,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <condition_variable>
 #include <limits>
 #include <mutex>
@@ -193,9 +193,12 @@ class Session : public std::enable_shared_from_this<Session> {
       // One credential per request (RFC 9110 §11.6.2): with two, which one
       // is meant depends on who reads the message.
       int fields = 0;
-      for (const auto& f : req_.headers.fields()) fields += EqualsIgnoreCase(f.first, "Authorization");
+      for (const auto& f : req_.headers.fields()) {
+        fields += EqualsIgnoreCase(f.first, "Authorization");
+      }
       if (fields > 1) {
-        return Answer(MakeProblem(ProblemType::kMalformedRequest, "more than one Authorization header"));
+        return Answer(
+            MakeProblem(ProblemType::kMalformedRequest, "more than one Authorization header"));
       }
       auto authz = req_.headers.Get("Authorization");
       std::optional<std::string_view> token;
@@ -503,7 +506,10 @@ class Session : public std::enable_shared_from_this<Session> {
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
   Listener(net::io_context& ioc, std::shared_ptr<Shared> sh)
-      : ioc_(ioc), acceptor_(net::make_strand(ioc)), retry_(acceptor_.get_executor()), sh_(std::move(sh)) {}
+      : ioc_(ioc),
+        acceptor_(net::make_strand(ioc)),
+        retry_(acceptor_.get_executor()),
+        sh_(std::move(sh)) {}
 
   Status Open(const tcp::endpoint& ep) {
     beast::error_code ec;
@@ -544,13 +550,13 @@ class Listener : public std::enable_shared_from_this<Listener> {
       // connection stays queued in the kernel, and accepting again at once
       // fails again at once. Wait for sessions to close, and log once in a
       // while, not per attempt. Other errors are per connection: go on.
-      const bool exhausted = ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
-                             ec == net::error::no_memory ||
+      const bool exhausted = ec == net::error::no_descriptors ||
+                             ec == net::error::no_buffer_space || ec == net::error::no_memory ||
                              ec == beast::error_code(ENFILE, boost::system::system_category());
       ++accept_errors_;
       if (Clock::now() - last_accept_log_ >= kAcceptLogEvery) {
-        spdlog::warn("http accept error={} (failed {} time(s) since the last report){}", ec.message(),
-                     accept_errors_, exhausted ? "; pausing accepts briefly" : "");
+        spdlog::warn("http accept error={} (failed {} time(s) since the last report){}",
+                     ec.message(), accept_errors_, exhausted ? "; pausing accepts briefly" : "");
         accept_errors_ = 0;
         last_accept_log_ = Clock::now();
       }

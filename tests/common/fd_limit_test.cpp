@@ -1,10 +1,9 @@
 #include "common/fd_limit.h"
 
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 namespace herd {
 namespace {

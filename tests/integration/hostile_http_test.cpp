@@ -12,7 +12,6 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <nlohmann/json.hpp>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -25,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <thread>
@@ -81,7 +81,7 @@ double CpuSeconds(pid_t pid) {
 
 // One parsed HTTP response, as read off a raw socket.
 struct Reply {
-  int status = 0;                             // 0: nothing (or no status line) arrived
+  int status = 0;                              // 0: nothing (or no status line) arrived
   std::map<std::string, std::string> headers;  // names lowercased
   std::string body;
   std::string raw;      // every byte received
@@ -104,7 +104,8 @@ Reply ParseReply(const std::string& raw) {
   if (head.rfind("HTTP/1.", 0) == 0 && head.size() >= 12) r.status = std::atoi(head.c_str() + 9);
   while (eol != std::string::npos) {
     size_t next = head.find("\r\n", eol + 2);
-    std::string line = head.substr(eol + 2, next == std::string::npos ? std::string::npos : next - eol - 2);
+    std::string line =
+        head.substr(eol + 2, next == std::string::npos ? std::string::npos : next - eol - 2);
     size_t colon = line.find(':');
     if (colon != std::string::npos) {
       std::string name = line.substr(0, colon);
@@ -123,8 +124,10 @@ bool Complete(const std::string& raw) {
   size_t header_end = raw.find("\r\n\r\n");
   if (header_end == std::string::npos) return false;
   Reply r = ParseReply(raw);
-  if (r.headers.count("content-length")) return r.body.size() >= std::stoull(r.headers["content-length"]);
-  if (r.Header("transfer-encoding") == "chunked") return r.body.find("0\r\n\r\n") != std::string::npos;
+  if (r.headers.count("content-length"))
+    return r.body.size() >= std::stoull(r.headers["content-length"]);
+  if (r.Header("transfer-encoding") == "chunked")
+    return r.body.find("0\r\n\r\n") != std::string::npos;
   return false;
 }
 
@@ -226,7 +229,8 @@ class Sock {
 };
 
 // Sends `request` on a fresh connection and reads the answer.
-Reply Exchange(uint16_t port, const std::string& request, std::chrono::milliseconds limit = 5000ms) {
+Reply Exchange(uint16_t port, const std::string& request,
+               std::chrono::milliseconds limit = 5000ms) {
   Sock s(port);
   if (!s.ok()) return {};
   if (!s.Send(request)) return s.Read(limit);  // an early answer may still be there
@@ -266,7 +270,10 @@ class HostileHttpTest : public ::testing::Test {
     // Tokens of every role; the file holds only their hashes.
     std::ofstream auth(tmp_.path() + "/auth.jsonl");
     for (const char* role : {"admin", "annotator", "worker", "viewer"}) {
-      auth << json{{"name", role}, {"role", role}, {"token_sha256", Sha256Hex(std::string("tok-") + role)}}.dump()
+      auth << json{{"name", role},
+                   {"role", role},
+                   {"token_sha256", Sha256Hex(std::string("tok-") + role)}}
+                  .dump()
            << "\n";
     }
     // A file outside the data dir that no answer may ever contain.
@@ -282,7 +289,8 @@ class HostileHttpTest : public ::testing::Test {
   // herdd with the auth file, two server threads (CI has two cores) and
   // `extra` flags.
   void StartHerdd(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--auth-file", tmp_.path() + "/auth.jsonl", "--http-threads", "2"};
+    std::vector<std::string> args = {"--auth-file", tmp_.path() + "/auth.jsonl", "--http-threads",
+                                     "2"};
     args.insert(args.end(), extra.begin(), extra.end());
     ASSERT_TRUE(herdd_.Start(args)) << herdd_.Log();
     port_ = static_cast<uint16_t>(std::stoi(herdd_.url().substr(herdd_.url().rfind(':') + 1)));
@@ -293,17 +301,19 @@ class HostileHttpTest : public ::testing::Test {
     if (!token.empty()) r += "Authorization: Bearer " + token + "\r\n";
     return r + "\r\n";
   }
-  std::string Req(const std::string& method, const std::string& target, const std::string& body = "",
-                  const std::string& token = "tok-admin") const {
+  std::string Req(const std::string& method, const std::string& target,
+                  const std::string& body = "", const std::string& token = "tok-admin") const {
     std::string r = method + " " + target + " HTTP/1.1\r\nHost: herd\r\nConnection: close\r\n";
     if (!token.empty()) r += "Authorization: Bearer " + token + "\r\n";
-    r += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+    r += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n";
     return r + body;
   }
 
   // herdd is alive and answers /healthz with 200 within `limit`.
   ::testing::AssertionResult Healthy(std::chrono::milliseconds limit = 5000ms) const {
-    if (kill(herdd_.pid(), 0) != 0) return ::testing::AssertionFailure() << "herdd is gone\n" << herdd_.Log();
+    if (kill(herdd_.pid(), 0) != 0)
+      return ::testing::AssertionFailure() << "herdd is gone\n" << herdd_.Log();
     Reply r = Exchange(port_, Get("/healthz", ""), limit);
     if (r.status != 200) {
       return ::testing::AssertionFailure() << "/healthz answered " << r.status << ": " << r.raw;
@@ -315,22 +325,27 @@ class HostileHttpTest : public ::testing::Test {
   // and nothing of the canary in it.
   ::testing::AssertionResult IsProblem(const Reply& r, int status, const std::string& slug) const {
     if (r.status != status) {
-      return ::testing::AssertionFailure() << "status " << r.status << ", want " << status << "\n" << r.raw;
+      return ::testing::AssertionFailure() << "status " << r.status << ", want " << status << "\n"
+                                           << r.raw;
     }
     if (r.Header("content-type") != "application/problem+json") {
-      return ::testing::AssertionFailure() << "content-type '" << r.Header("content-type") << "'\n" << r.raw;
+      return ::testing::AssertionFailure() << "content-type '" << r.Header("content-type") << "'\n"
+                                           << r.raw;
     }
     auto j = json::parse(r.body, nullptr, false);
-    if (!j.is_object() || j.value("type", "") != "urn:herd:problem:" + slug || j.value("status", 0) != status) {
+    if (!j.is_object() || j.value("type", "") != "urn:herd:problem:" + slug ||
+        j.value("status", 0) != status) {
       return ::testing::AssertionFailure() << "want problem " << slug << ", got " << r.body;
     }
-    if (r.raw.find(canary_) != std::string::npos) return ::testing::AssertionFailure() << "canary leaked";
+    if (r.raw.find(canary_) != std::string::npos)
+      return ::testing::AssertionFailure() << "canary leaked";
     return ::testing::AssertionSuccess();
   }
 
   std::string CreateRun() {
-    Reply r = Exchange(port_, Req("POST", "/v1/runs",
-                                  json{{"name", "hostile"}, {"base_checkpoint", tmp_.path() + "/base"}}.dump()));
+    Reply r = Exchange(
+        port_, Req("POST", "/v1/runs",
+                   json{{"name", "hostile"}, {"base_checkpoint", tmp_.path() + "/base"}}.dump()));
     EXPECT_EQ(r.status, 201) << r.raw;
     auto j = json::parse(r.body, nullptr, false);
     return j.is_object() ? j["run"]["id"].get<std::string>() : "";
@@ -347,13 +362,17 @@ class HostileHttpTest : public ::testing::Test {
 TEST_F(HostileHttpTest, OversizeHeadersAre431) {
   StartHerdd();
   // Request line alone over the 16 KiB limit.
-  EXPECT_TRUE(IsProblem(Exchange(port_, Get("/v1/runs/" + std::string(20000, 'a'))), 431, "headers-too-large"));
+  EXPECT_TRUE(IsProblem(Exchange(port_, Get("/v1/runs/" + std::string(20000, 'a'))), 431,
+                        "headers-too-large"));
   // Many small fields adding up to more.
   std::string many = "GET /healthz HTTP/1.1\r\nHost: herd\r\n";
-  for (int i = 0; i < 400; ++i) many += "X-Pad-" + std::to_string(i) + ": " + std::string(60, 'p') + "\r\n";
+  for (int i = 0; i < 400; ++i)
+    many += "X-Pad-" + std::to_string(i) + ": " + std::string(60, 'p') + "\r\n";
   EXPECT_TRUE(IsProblem(Exchange(port_, many + "\r\n"), 431, "headers-too-large"));
   // Under the limit is fine (a 12 KiB field).
-  EXPECT_EQ(Exchange(port_, "GET /healthz HTTP/1.1\r\nHost: h\r\nX-Big: " + std::string(12000, 'b') + "\r\n\r\n").status,
+  EXPECT_EQ(Exchange(port_, "GET /healthz HTTP/1.1\r\nHost: h\r\nX-Big: " +
+                                std::string(12000, 'b') + "\r\n\r\n")
+                .status,
             200);
 
   // A header of 1 MB, sent 16 KiB at a time: the 431 arrives long before
@@ -384,13 +403,14 @@ TEST_F(HostileHttpTest, OversizeHeadersAre431) {
   const long after = RssKiB(herdd_.pid());
   for (int i = 0; i < 8; ++i) {
     EXPECT_TRUE(IsProblem(replies[i], 431, "headers-too-large")) << "sender " << i;
-    EXPECT_LT(sent_when_answered[i], 512u * 1024) << "sender " << i << " was answered only after "
-                                                   << sent_when_answered[i] << " bytes";
+    EXPECT_LT(sent_when_answered[i], 512u * 1024)
+        << "sender " << i << " was answered only after " << sent_when_answered[i] << " bytes";
   }
-  Figure("rss_1mb_headers", "8 x 1 MB header: before " + MiB(before) + ", after " + MiB(after) + "; answered after " +
-                                std::to_string(*std::max_element(sent_when_answered.begin(), sent_when_answered.end()) /
-                                               1024) +
-                                " KiB sent at most");
+  Figure("rss_1mb_headers",
+         "8 x 1 MB header: before " + MiB(before) + ", after " + MiB(after) + "; answered after " +
+             std::to_string(
+                 *std::max_element(sent_when_answered.begin(), sent_when_answered.end()) / 1024) +
+             " KiB sent at most");
   EXPECT_LT(after - before, 16 * 1024);
   EXPECT_TRUE(Healthy());
 }
@@ -405,16 +425,18 @@ TEST_F(HostileHttpTest, OversizeBodiesAre413Early) {
   {
     Sock s(port_);
     auto t0 = Clock::now();
-    s.Send("POST /v1/runs HTTP/1.1\r\nHost: herd\r\nAuthorization: Bearer tok-admin\r\n"
-           "Content-Type: application/json\r\nContent-Length: 104857600\r\n\r\n");
+    s.Send(
+        "POST /v1/runs HTTP/1.1\r\nHost: herd\r\nAuthorization: Bearer tok-admin\r\n"
+        "Content-Type: application/json\r\nContent-Length: 104857600\r\n\r\n");
     Reply r = s.Read(3000ms);
     EXPECT_TRUE(IsProblem(r, 413, "payload-too-large"));
     EXPECT_LT(Ms(Clock::now() - t0), 1000);
     EXPECT_EQ(r.Header("connection"), "close");
   }
   // Unauthenticated, the same request is refused before its size matters.
-  EXPECT_TRUE(IsProblem(Exchange(port_, "POST /v1/runs HTTP/1.1\r\nHost: h\r\nContent-Length: 104857600\r\n\r\n"),
-                        401, "unauthenticated"));
+  EXPECT_TRUE(IsProblem(
+      Exchange(port_, "POST /v1/runs HTTP/1.1\r\nHost: h\r\nContent-Length: 104857600\r\n\r\n"),
+      401, "unauthenticated"));
 
   // Chunked bodies that grow past the limit, on a buffered route (8 MiB) and
   // on the upload route (--http-upload-limit 1MiB): 413 once the limit is
@@ -422,7 +444,8 @@ TEST_F(HostileHttpTest, OversizeBodiesAre413Early) {
   auto chunked_flood = [&](const std::string& head, size_t limit) {
     Sock s(port_);
     s.Send(head + "Transfer-Encoding: chunked\r\n\r\n");
-    const std::string line = R"({"prompt":"p","chosen":"a","rejected":"b"})" "\n";
+    const std::string line = R"({"prompt":"p","chosen":"a","rejected":"b"})"
+                             "\n";
     std::string chunk;
     while (chunk.size() < 60000) chunk += line;
     char size_hex[32];
@@ -442,17 +465,24 @@ TEST_F(HostileHttpTest, OversizeBodiesAre413Early) {
     EXPECT_LT(sent, limit + (4u << 20)) << "not answered while sending";
     return sent;
   };
-  chunked_flood("POST /v1/runs HTTP/1.1\r\nHost: herd\r\nAuthorization: Bearer tok-admin\r\n", 8u << 20);
-  chunked_flood("POST /v1/runs/" + run + "/annotations HTTP/1.1\r\nHost: herd\r\nAuthorization: Bearer tok-annotator\r\n",
-                1u << 20);
+  chunked_flood("POST /v1/runs HTTP/1.1\r\nHost: herd\r\nAuthorization: Bearer tok-admin\r\n",
+                8u << 20);
+  chunked_flood(
+      "POST /v1/runs/" + run +
+          "/annotations HTTP/1.1\r\nHost: herd\r\nAuthorization: Bearer tok-annotator\r\n",
+      1u << 20);
   // The upload route with a declared size over its limit.
-  EXPECT_TRUE(IsProblem(Exchange(port_, "POST /v1/runs/" + run +
-                                            "/annotations HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer tok-annotator\r\n"
-                                            "Content-Length: 2097152\r\n\r\n"),
-                        413, "payload-too-large"));
+  EXPECT_TRUE(IsProblem(
+      Exchange(port_,
+               "POST /v1/runs/" + run +
+                   "/annotations HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer tok-annotator\r\n"
+                   "Content-Length: 2097152\r\n\r\n"),
+      413, "payload-too-large"));
   // Under the limit the upload route works.
   Reply ok = Exchange(port_, Req("POST", "/v1/runs/" + run + "/annotations",
-                                 R"({"id":"small","prompt":"p","chosen":"a","rejected":"b"})" "\n", "tok-annotator"));
+                                 R"({"id":"small","prompt":"p","chosen":"a","rejected":"b"})"
+                                 "\n",
+                                 "tok-annotator"));
   EXPECT_EQ(ok.status, 200) << ok.raw;
 
   const long after = RssKiB(herdd_.pid());
@@ -479,7 +509,8 @@ TEST_F(HostileHttpTest, SlowLorisSendersAreClosedAtTheReadDeadline) {
   for (int i = 0; i < kSlow; ++i) {
     slow.emplace_back([&, i] {
       Sock s(port_);
-      const std::string req = "GET /healthz HTTP/1.1\r\nHost: herd\r\nX-Slow: " + std::string(100, 's');
+      const std::string req =
+          "GET /healthz HTTP/1.1\r\nHost: herd\r\nX-Slow: " + std::string(100, 's');
       for (char c : req) {
         if (stop || !s.Send(std::string(1, c))) break;
         std::string got;
@@ -510,11 +541,14 @@ TEST_F(HostileHttpTest, SlowLorisSendersAreClosedAtTheReadDeadline) {
   }
   EXPECT_LT(worst_ms, 1000) << "a normal request waited behind the slow senders";
   const long after = RssKiB(herdd_.pid());
-  Figure("slow_loris", std::to_string(kSlow) + " senders closed after " +
-                           std::to_string(int(*std::min_element(closed_after_ms.begin(), closed_after_ms.end()))) + "-" +
-                           std::to_string(int(*std::max_element(closed_after_ms.begin(), closed_after_ms.end()))) +
-                           " ms; normal request worst " + std::to_string(int(worst_ms)) + " ms; rss before " +
-                           MiB(before) + ", after " + MiB(after));
+  Figure(
+      "slow_loris",
+      std::to_string(kSlow) + " senders closed after " +
+          std::to_string(int(*std::min_element(closed_after_ms.begin(), closed_after_ms.end()))) +
+          "-" +
+          std::to_string(int(*std::max_element(closed_after_ms.begin(), closed_after_ms.end()))) +
+          " ms; normal request worst " + std::to_string(int(worst_ms)) + " ms; rss before " +
+          MiB(before) + ", after " + MiB(after));
   EXPECT_TRUE(Healthy());
 }
 
@@ -527,7 +561,8 @@ TEST_F(HostileHttpTest, SlowLorisSendersAreClosedAtTheReadDeadline) {
 // memory the allocator reuses, not a leak).
 TEST_F(HostileHttpTest, FiveThousandIdleConnections) {
   constexpr int kIdle = 5000;
-  if (RaiseOwnFileLimit(kIdle + 200) < kIdle + 200) GTEST_SKIP() << "this process cannot open " << kIdle << " sockets";
+  if (RaiseOwnFileLimit(kIdle + 200) < kIdle + 200)
+    GTEST_SKIP() << "this process cannot open " << kIdle << " sockets";
   StartHerdd({"--http-read-timeout-ms", "3000", "--http-max-connections", "1024"});
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(Healthy());  // warm up allocator arenas
   std::vector<long> rss = {RssKiB(herdd_.pid())};
@@ -549,7 +584,8 @@ TEST_F(HostileHttpTest, FiveThousandIdleConnections) {
       std::string got;
       char buf[4096];
       ssize_t n;
-      while ((n = ::recv(s.fd(), buf, sizeof buf, MSG_DONTWAIT)) > 0) got.append(buf, static_cast<size_t>(n));
+      while ((n = ::recv(s.fd(), buf, sizeof buf, MSG_DONTWAIT)) > 0)
+        got.append(buf, static_cast<size_t>(n));
       Reply r = ParseReply(got);
       if (r.status == 503) {
         ++rejected;
@@ -601,13 +637,15 @@ TEST_F(HostileHttpTest, FiveThousandIdleConnections) {
     rss.push_back(RssKiB(herdd_.pid()));
     Figure("idle_5000_round" + std::to_string(round),
            "opened " + std::to_string(connected) + " in " + std::to_string(int(open_ms)) + " ms; " +
-               std::to_string(rejected) + " answered 503, " + std::to_string(silent) + " held; newcomer served after " +
-               std::to_string(int(served_after_ms)) + " ms; rss before " + MiB(rss[round - 1]) + ", peak " +
-               MiB(peak) + ", after " + MiB(rss[round]));
+               std::to_string(rejected) + " answered 503, " + std::to_string(silent) +
+               " held; newcomer served after " + std::to_string(int(served_after_ms)) +
+               " ms; rss before " + MiB(rss[round - 1]) + ", peak " + MiB(peak) + ", after " +
+               MiB(rss[round]));
   }
   EXPECT_LT(rss[1] - rss[0], 64 * 1024) << "the flood left RSS far above the baseline";
   EXPECT_LT(rss[2] - rss[1], 8 * 1024) << "a second flood raised RSS again: memory is not reused";
-  EXPECT_LE(OpenFds(herdd_.pid()), fds_before + 2) << "herdd kept descriptors of closed connections";
+  EXPECT_LE(OpenFds(herdd_.pid()), fds_before + 2)
+      << "herdd kept descriptors of closed connections";
 }
 
 // The same flood against a herdd whose open-file limit is small (hard limit
@@ -616,7 +654,8 @@ TEST_F(HostileHttpTest, FiveThousandIdleConnections) {
 // of spinning; it serves again once the flood is gone.
 TEST_F(HostileHttpTest, FloodPastTheOpenFileLimit) {
   constexpr int kConns = 2000;
-  if (RaiseOwnFileLimit(kConns + 200) < kConns + 200) GTEST_SKIP() << "this process cannot open " << kConns << " sockets";
+  if (RaiseOwnFileLimit(kConns + 200) < kConns + 200)
+    GTEST_SKIP() << "this process cannot open " << kConns << " sockets";
   herdd_.set_nofile_limit(700);
   StartHerdd({"--http-read-timeout-ms", "3000"});
   ASSERT_NE(herdd_.Log().find("lowered to 350"), std::string::npos) << herdd_.Log();
@@ -648,8 +687,9 @@ TEST_F(HostileHttpTest, FloodPastTheOpenFileLimit) {
   Figure("flood_nofile_700", std::to_string(connected) + " connected, " + std::to_string(rejected) +
                                  " answered 503; herdd cpu " + std::to_string(int(busy * 100)) +
                                  "% during the flood; " + std::to_string(accept_errors) +
-                                 " accept log lines; served again after " + std::to_string(int(served_after_ms)) +
-                                 " ms; rss before " + MiB(before) + ", peak " + MiB(peak) + ", after " + MiB(after));
+                                 " accept log lines; served again after " +
+                                 std::to_string(int(served_after_ms)) + " ms; rss before " +
+                                 MiB(before) + ", peak " + MiB(peak) + ", after " + MiB(after));
   EXPECT_GT(rejected, 0);
   EXPECT_LT(busy, 0.5) << "herdd spun while out of descriptors";
   EXPECT_LT(accept_errors, 50u) << "accept errors flood the log";
@@ -673,31 +713,43 @@ TEST_F(HostileHttpTest, BadMethodsAre4xx) {
   EXPECT_EQ(trace.Header("allow"), "GET");
   EXPECT_EQ(trace.raw.find("Host: herd"), std::string::npos) << "TRACE must not echo the request";
   EXPECT_TRUE(IsProblem(Exchange(port_, Req("DELETE", "/v1/runs")), 405, "method-not-allowed"));
-  EXPECT_TRUE(IsProblem(Exchange(port_, Req("PATCH", "/healthz", "{}")), 405, "method-not-allowed"));
+  EXPECT_TRUE(
+      IsProblem(Exchange(port_, Req("PATCH", "/healthz", "{}")), 405, "method-not-allowed"));
   // Methods are case-sensitive: "get" is not GET.
-  EXPECT_TRUE(IsProblem(Exchange(port_, "get /healthz HTTP/1.1\r\nHost: h\r\n\r\n"), 405, "method-not-allowed"));
+  EXPECT_TRUE(IsProblem(Exchange(port_, "get /healthz HTTP/1.1\r\nHost: h\r\n\r\n"), 405,
+                        "method-not-allowed"));
   // An unknown method on an unknown path.
   EXPECT_TRUE(IsProblem(Exchange(port_, Req("BREW", "/coffee")), 404, "not-found"));
   // Targets that are not origin-form: CONNECT's authority, OPTIONS *, an
   // absolute URI.
-  EXPECT_TRUE(IsProblem(Exchange(port_, "CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n"), 400,
-                        "malformed-request"));
-  EXPECT_TRUE(IsProblem(Exchange(port_, "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"), 400, "malformed-request"));
   EXPECT_TRUE(
-      IsProblem(Exchange(port_, "GET http://evil.example/healthz HTTP/1.1\r\nHost: h\r\n\r\n"), 400, "malformed-request"));
+      IsProblem(Exchange(port_, "CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n"),
+                400, "malformed-request"));
+  EXPECT_TRUE(IsProblem(Exchange(port_, "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"), 400,
+                        "malformed-request"));
+  EXPECT_TRUE(
+      IsProblem(Exchange(port_, "GET http://evil.example/healthz HTTP/1.1\r\nHost: h\r\n\r\n"), 400,
+                "malformed-request"));
   // Not HTTP/1.x, or not a method at all.
-  EXPECT_TRUE(IsProblem(Exchange(port_, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 400, "malformed-request"));
-  EXPECT_TRUE(IsProblem(Exchange(port_, "GE(T /healthz HTTP/1.1\r\nHost: h\r\n\r\n"), 400, "malformed-request"));
+  EXPECT_TRUE(
+      IsProblem(Exchange(port_, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 400, "malformed-request"));
+  EXPECT_TRUE(IsProblem(Exchange(port_, "GE(T /healthz HTTP/1.1\r\nHost: h\r\n\r\n"), 400,
+                        "malformed-request"));
   EXPECT_TRUE(IsProblem(Exchange(port_, "GET /healthz\r\n\r\n"), 400, "malformed-request"));
-  EXPECT_TRUE(IsProblem(Exchange(port_, std::string(4000, 'A') + " /healthz HTTP/1.1\r\nHost: h\r\n\r\n"), 405,
-                        "method-not-allowed"));
+  EXPECT_TRUE(
+      IsProblem(Exchange(port_, std::string(4000, 'A') + " /healthz HTTP/1.1\r\nHost: h\r\n\r\n"),
+                405, "method-not-allowed"));
   // Request smuggling shapes: both framings, or two lengths.
-  EXPECT_TRUE(IsProblem(Exchange(port_, "POST /v1/runs HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer tok-admin\r\n"
-                                        "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-                        400, "malformed-request"));
-  EXPECT_TRUE(IsProblem(Exchange(port_, "POST /v1/runs HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer tok-admin\r\n"
-                                        "Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}"),
-                        400, "malformed-request"));
+  EXPECT_TRUE(
+      IsProblem(Exchange(port_,
+                         "POST /v1/runs HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer tok-admin\r\n"
+                         "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+                400, "malformed-request"));
+  EXPECT_TRUE(
+      IsProblem(Exchange(port_,
+                         "POST /v1/runs HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer tok-admin\r\n"
+                         "Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}"),
+                400, "malformed-request"));
   EXPECT_TRUE(Healthy());
 }
 
@@ -710,9 +762,12 @@ TEST_F(HostileHttpTest, PathTraversalNeverLeavesTheDataDir) {
   StartHerdd();
   const std::string run = CreateRun();
   Reply up = Exchange(port_, Req("POST", "/v1/runs/" + run + "/annotations",
-                                 R"({"id":"a1","prompt":"p","chosen":"a","rejected":"b"})" "\n", "tok-annotator"));
+                                 R"({"id":"a1","prompt":"p","chosen":"a","rejected":"b"})"
+                                 "\n",
+                                 "tok-annotator"));
   ASSERT_EQ(up.status, 200) << up.raw;
-  const std::string canary_rel = "../../../" + std::filesystem::path(tmp_.path()).filename().string() + "/canary.txt";
+  const std::string canary_rel =
+      "../../../" + std::filesystem::path(tmp_.path()).filename().string() + "/canary.txt";
   struct Case {
     std::string method, target;
     std::vector<int> allowed;
@@ -745,8 +800,9 @@ TEST_F(HostileHttpTest, PathTraversalNeverLeavesTheDataDir) {
       {"DELETE", "/v1/runs/%2fetc", {400, 404}},
   };
   for (const auto& c : cases) {
-    Reply r = Exchange(port_, c.method + " " + c.target + " HTTP/1.1\r\nHost: herd\r\nAuthorization: Bearer tok-admin\r\n"
-                                                          "Connection: close\r\n\r\n");
+    Reply r = Exchange(port_, c.method + " " + c.target +
+                                  " HTTP/1.1\r\nHost: herd\r\nAuthorization: Bearer tok-admin\r\n"
+                                  "Connection: close\r\n\r\n");
     EXPECT_TRUE(std::find(c.allowed.begin(), c.allowed.end(), r.status) != c.allowed.end())
         << c.method << " " << c.target.substr(0, 120) << " → " << r.raw.substr(0, 400);
     EXPECT_EQ(r.Header("content-type"), "application/problem+json") << c.target.substr(0, 120);
@@ -754,26 +810,32 @@ TEST_F(HostileHttpTest, PathTraversalNeverLeavesTheDataDir) {
   }
   // A NUL byte in the raw request target, and a target over the header limit.
   static const char kNul[] = "GET /v1/runs/a\0b HTTP/1.1\r\nHost: h\r\n\r\n";
-  EXPECT_TRUE(IsProblem(Exchange(port_, std::string(kNul, sizeof kNul - 1)), 400, "malformed-request"));
-  EXPECT_TRUE(IsProblem(Exchange(port_, Get("/v1/runs/" + run + "/export/" + std::string(17000, 'x'))), 431,
-                        "headers-too-large"));
+  EXPECT_TRUE(
+      IsProblem(Exchange(port_, std::string(kNul, sizeof kNul - 1)), 400, "malformed-request"));
+  EXPECT_TRUE(
+      IsProblem(Exchange(port_, Get("/v1/runs/" + run + "/export/" + std::string(17000, 'x'))), 431,
+                "headers-too-large"));
 
   // Bodies that name paths: a backup must go to a fresh absolute directory;
   // a base checkpoint that is not a checkpoint is refused without echoing
   // what the file holds.
-  EXPECT_TRUE(IsProblem(Exchange(port_, Req("POST", "/v1/backups", json{{"dir", canary_rel}}.dump())), 400,
-                        "invalid-argument"));
-  EXPECT_TRUE(IsProblem(Exchange(port_, Req("POST", "/v1/backups", json{{"dir", tmp_.path() + "/canary-dir"}}.dump())),
+  EXPECT_TRUE(
+      IsProblem(Exchange(port_, Req("POST", "/v1/backups", json{{"dir", canary_rel}}.dump())), 400,
+                "invalid-argument"));
+  EXPECT_TRUE(IsProblem(Exchange(port_, Req("POST", "/v1/backups",
+                                            json{{"dir", tmp_.path() + "/canary-dir"}}.dump())),
                         409, "conflict"));
-  EXPECT_TRUE(IsProblem(
-      Exchange(port_, Req("POST", "/v1/backups", json{{"dir", std::string("/tmp/a\0b", 8)}}.dump())), 400,
-      "invalid-argument"));
+  EXPECT_TRUE(IsProblem(Exchange(port_, Req("POST", "/v1/backups",
+                                            json{{"dir", std::string("/tmp/a\0b", 8)}}.dump())),
+                        400, "invalid-argument"));
   for (const std::string& base : {tmp_.path() + "/canary-dir", tmp_.path() + "/canary.txt",
                                   tmp_.path() + "/data/../canary-dir", std::string("../canary-dir"),
                                   tmp_.path() + "/base" + std::string("\0/../canary-dir", 15)}) {
-    Reply r = Exchange(port_, Req("POST", "/v1/runs", json{{"name", "t"}, {"base_checkpoint", base}}.dump()));
+    Reply r = Exchange(
+        port_, Req("POST", "/v1/runs", json{{"name", "t"}, {"base_checkpoint", base}}.dump()));
     EXPECT_EQ(r.status, 400) << base << " → " << r.raw;
-    EXPECT_EQ(r.raw.find(canary_), std::string::npos) << "the base checkpoint's contents leaked: " << r.raw;
+    EXPECT_EQ(r.raw.find(canary_), std::string::npos)
+        << "the base checkpoint's contents leaked: " << r.raw;
   }
   // The canary and the run are untouched; the export still works.
   std::ifstream f(tmp_.path() + "/canary-dir/secret.txt");
@@ -791,8 +853,8 @@ TEST_F(HostileHttpTest, PathTraversalNeverLeavesTheDataDir) {
 TEST_F(HostileHttpTest, BadTokensAre401AndWrongRolesAre403) {
   StartHerdd();
   const std::string run = CreateRun();
-  auto with_auth = [&](const std::string& method, const std::string& target, const std::string& authz,
-                       const std::string& body = "") {
+  auto with_auth = [&](const std::string& method, const std::string& target,
+                       const std::string& authz, const std::string& body = "") {
     std::string r = method + " " + target + " HTTP/1.1\r\nHost: herd\r\nConnection: close\r\n";
     if (!authz.empty()) r += "Authorization: " + authz + "\r\n";
     r += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -801,7 +863,8 @@ TEST_F(HostileHttpTest, BadTokensAre401AndWrongRolesAre403) {
   auto unauthenticated = [&](const Reply& r) {
     auto ok = IsProblem(r, 401, "unauthenticated");
     if (ok && r.Header("www-authenticate") != "Bearer realm=\"herd\"") {
-      return ::testing::AssertionFailure() << "WWW-Authenticate: '" << r.Header("www-authenticate") << "'";
+      return ::testing::AssertionFailure()
+             << "WWW-Authenticate: '" << r.Header("www-authenticate") << "'";
     }
     return ok;
   };
@@ -825,13 +888,17 @@ TEST_F(HostileHttpTest, BadTokensAre401AndWrongRolesAre403) {
                         "malformed-request"));
   // Two Authorization fields are refused, whichever comes first: which one
   // counts would depend on who reads the message.
-  EXPECT_TRUE(IsProblem(Exchange(port_, "GET /v1/runs HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer nope\r\n"
-                                        "Authorization: Bearer tok-admin\r\n\r\n"),
-                        400, "malformed-request"));
-  EXPECT_TRUE(IsProblem(Exchange(port_, "POST /v1/runs/" + run + ":cancel HTTP/1.1\r\nHost: h\r\n"
-                                        "Authorization: Bearer tok-viewer\r\nauthorization: Bearer tok-admin\r\n"
-                                        "Content-Length: 0\r\n\r\n"),
-                        400, "malformed-request"));
+  EXPECT_TRUE(
+      IsProblem(Exchange(port_,
+                         "GET /v1/runs HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer nope\r\n"
+                         "Authorization: Bearer tok-admin\r\n\r\n"),
+                400, "malformed-request"));
+  EXPECT_TRUE(IsProblem(
+      Exchange(port_, "POST /v1/runs/" + run +
+                          ":cancel HTTP/1.1\r\nHost: h\r\n"
+                          "Authorization: Bearer tok-viewer\r\nauthorization: Bearer tok-admin\r\n"
+                          "Content-Length: 0\r\n\r\n"),
+      400, "malformed-request"));
 
   // Valid tokens, roles without the permission: 403.
   struct RoleCase {
@@ -848,7 +915,8 @@ TEST_F(HostileHttpTest, BadTokensAre401AndWrongRolesAre403) {
       {"tok-annotator", "POST", "/v1/workers", "{}"},
       {"tok-annotator", "POST", "/v1/backups", R"({"dir":"/tmp/x"})"},
       {"tok-worker", "POST", "/v1/runs/" + run + "/annotations", "{}\n"},
-      {"tok-worker", "POST", "/v1/runs/" + run + "/annotation-requests/x:answer", R"({"choice":"a"})"},
+      {"tok-worker", "POST", "/v1/runs/" + run + "/annotation-requests/x:answer",
+       R"({"choice":"a"})"},
       {"tok-worker", "POST", "/v1/runs", "{}"},
       {"tok-worker", "DELETE", "/v1/runs/" + run, ""},
       {"tok-viewer", "POST", "/v1/workers/w1/lease", ""},
@@ -856,7 +924,8 @@ TEST_F(HostileHttpTest, BadTokensAre401AndWrongRolesAre403) {
   };
   for (const auto& c : denied) {
     Reply r = with_auth(c.method, c.target, "Bearer " + c.token, c.body);
-    EXPECT_TRUE(IsProblem(r, 403, "permission-denied")) << c.token << " " << c.method << " " << c.target;
+    EXPECT_TRUE(IsProblem(r, 403, "permission-denied"))
+        << c.token << " " << c.method << " " << c.target;
   }
   // Denied requests changed nothing.
   Reply got = Exchange(port_, Get("/v1/runs/" + run, "tok-viewer"));
