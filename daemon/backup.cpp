@@ -70,6 +70,10 @@ Backups::Backups(stores::Store* store, const stores::ArtifactStore* artifacts)
 
 Result<BackupInfo> Backups::Create(const std::string& dir_text) {
   if (dir_text.empty()) return Status::InvalidArgument("field 'dir': required");
+  // The system calls would stop at the NUL and act on a directory nobody named.
+  if (dir_text.find('\0') != std::string::npos) {
+    return Status::InvalidArgument("field 'dir': contains a NUL byte");
+  }
   const fs::path dir(dir_text);
   if (!dir.is_absolute()) {
     return Status::InvalidArgument("field 'dir': must be an absolute path on the daemon's machine, got '" +

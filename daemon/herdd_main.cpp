@@ -17,6 +17,7 @@
 #include "api/server/builtin_routes.h"
 #include "api/server/server.h"
 #include "common/atomic_file.h"
+#include "common/fd_limit.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "daemon/backup.h"
@@ -94,6 +95,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> worker_args;
   std::string restore_backup;
   std::string tls_cert, tls_key;
+  herd::api::ServerOptions sopts;
+  int64_t read_timeout_ms = sopts.read_timeout.count();
+  int64_t write_timeout_ms = sopts.write_timeout.count();
+  int64_t idle_timeout_ms = sopts.idle_timeout.count();
   app.add_option("--data-dir", data_dir, "RocksDB and artifact directory")->required();
   app.add_option("--restore-backup", restore_backup,
                  "restore this backup (POST /v1/backups) into a new --data-dir, then exit");
@@ -127,6 +132,39 @@ int main(int argc, char** argv) {
                  "and resume by themselves once space is freed; 0 = no check")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+  // HTTP limits (docs/api.md "Server"). Sizes take units: 16KiB, 8MiB, 4GiB (KB = 1000).
+  const auto size = CLI::AsSizeValue(true);
+  const auto millis = CLI::Range(int64_t{1}, int64_t{86400000});
+  app.add_option("--http-header-limit", sopts.header_limit,
+                 "max bytes of request line + header fields (431 above)")
+      ->transform(size)
+      ->capture_default_str();
+  app.add_option("--http-body-limit", sopts.body_limit,
+                 "max body bytes of an ordinary route (413 above)")
+      ->transform(size)
+      ->capture_default_str();
+  app.add_option("--http-upload-limit", sopts.stream_body_limit,
+                 "max body bytes of a streamed upload (prompts, annotations; 413 above)")
+      ->transform(size)
+      ->capture_default_str();
+  app.add_option("--http-read-timeout-ms", read_timeout_ms,
+                 "deadline of a request's header, of a buffered body, of each upload chunk; "
+                 "a slow sender is closed when it passes")
+      ->capture_default_str()
+      ->check(millis);
+  app.add_option("--http-write-timeout-ms", write_timeout_ms,
+                 "deadline of writing a response (of each streamed piece)")
+      ->capture_default_str()
+      ->check(millis);
+  app.add_option("--http-idle-timeout-ms", idle_timeout_ms,
+                 "how long a kept-alive connection may wait for its next request")
+      ->capture_default_str()
+      ->check(millis);
+  app.add_option("--http-max-connections", sopts.max_connections,
+                 "connections served at once; one more is answered 503 and closed "
+                 "(lowered to fit the open-file limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 24));
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -141,6 +179,21 @@ int main(int argc, char** argv) {
     spdlog::info("restored backup {} (taken at {} ms) into {}: database and {} artifact file(s), {} bytes",
                  info->dir, info->created_ms, data_dir, info->artifact_files, info->artifact_bytes);
     return 0;
+  }
+  // Every connection, table file and worker pipe is a descriptor: take the
+  // hard limit, and keep the connection bound below what it leaves.
+  const herd::FileLimit nofile = herd::RaiseFileLimit();
+  if (!nofile.ok) {
+    spdlog::warn("could not raise the open-file limit (soft {}, hard {})", nofile.soft,
+                 nofile.hard);
+  }
+  if (int budget = herd::ConnectionBudget(nofile.soft, sopts.max_connections);
+      budget < sopts.max_connections) {
+    spdlog::warn(
+        "--http-max-connections {} lowered to {}: the open-file limit is {} "
+        "(raise LimitNOFILE / ulimit -n)",
+        sopts.max_connections, budget, nofile.soft);
+    sopts.max_connections = budget;
   }
   std::string host;
   uint16_t port = 0;
@@ -194,7 +247,6 @@ int main(int argc, char** argv) {
   if (auto s = herd::api::AddDaemonRoutes(router, parts, &registry); !s.ok()) return Fatal(s.ToString());
   herd::api::AddDaemonMetrics(&registry, parts);
 
-  herd::api::ServerOptions sopts;
   sopts.host = host;
   sopts.port = port;
   sopts.threads = http_threads > 0 ? http_threads : 4 + 2 * local_workers;
@@ -202,6 +254,9 @@ int main(int argc, char** argv) {
   sopts.tls_key_file = tls_key;
   const bool tls = !tls_cert.empty();
   const std::string scheme = tls ? "https" : "http";
+  sopts.read_timeout = std::chrono::milliseconds(read_timeout_ms);
+  sopts.write_timeout = std::chrono::milliseconds(write_timeout_ms);
+  sopts.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
   herd::api::Server server(sopts, std::move(router), auth.get(), &registry);
   if (auto s = server.Start(); !s.ok()) {
     if (s.message().rfind("TLS ", 0) == 0) return Fatal("--tls-cert/--tls-key: " + s.message());
@@ -228,8 +283,9 @@ int main(int argc, char** argv) {
   if (auto s = herd::WriteFileAtomic(data_dir + "/herdd.addr", bound + "\n"); !s.ok()) {
     spdlog::warn("{}", s.ToString());
   }
-  spdlog::info("herdd {} serving on {}://{} data_dir={} schema={}", herd::kVersion, scheme, bound,
-               data_dir, store.value()->schema_version());
+  spdlog::info("herdd {} serving on {}://{} data_dir={} schema={} max_connections={} open_file_limit={}",
+               herd::kVersion, scheme, bound, data_dir, store.value()->schema_version(),
+               sopts.max_connections, nofile.soft);
   if (auth && !tls && !herd::api::IsLoopbackHost(host)) {
     spdlog::warn(
         "INSECURE: herdd serves {} to the network over plain HTTP: bearer tokens (and all API "

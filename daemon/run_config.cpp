@@ -124,6 +124,13 @@ Result<RunConfig> ParseRunConfig(const std::string& json_text) {
   r.Str("base_checkpoint", &c.base_checkpoint, /*required=*/true);
   r.Str("tokenizer", &c.tokenizer);
   r.Str("chat_format", &c.chat_format);
+  // Paths reach system calls, which would stop at a NUL and open another file.
+  if (err.ok() && c.base_checkpoint.find('\0') != std::string::npos) {
+    r.Fail("base_checkpoint", "must not contain a NUL byte");
+  }
+  if (err.ok() && c.tokenizer.find('\0') != std::string::npos) {
+    r.Fail("tokenizer", "must not contain a NUL byte");
+  }
   if (err.ok() && !c.chat_format.empty() && c.chat_format != "llama3" && c.chat_format != "chatml") {
     r.Fail("chat_format", "must be one of llama3, chatml");
   }

@@ -16,6 +16,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus                  # promtool + the server for the scrape test
   prometheus-cpp-dev          # 1.0.1: the metrics registry and text serializer (core library)
+  wrk                         # bench/load: 64 concurrent clients against a live herdd
   libpcre2-dev                # Unicode regexes (with JIT) for BPE pre-tokenizers
   python3
 )

@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/core/detect_ssl.hpp>
@@ -51,6 +52,15 @@ constexpr size_t kChunkBytes = 64 * 1024;
 // of a TCP reset.
 constexpr auto kLingerTimeout = std::chrono::milliseconds(1000);
 constexpr size_t kLingerMaxBytes = 16u << 20;
+// Read size while lingering, when the session has no chunk buffer yet: a
+// flood of connections answered 503 lingers all at once, and 64 KiB each
+// was 250 MiB for 4,000 of them (kept by the allocator afterwards).
+constexpr size_t kLingerReadBytes = 4096;
+// After accept() failed for lack of descriptors or memory: wait this long
+// before the next accept (it would fail again at once: a busy loop), and
+// log such failures at most once per kAcceptLogEvery.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(50);
+constexpr auto kAcceptLogEvery = std::chrono::seconds(10);
 // Deadline of sending TLS close_notify before the socket is closed.
 constexpr auto kTlsShutdownTimeout = std::chrono::milliseconds(1000);
 
@@ -404,6 +414,16 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       req_.principal = "anonymous";
       req_.role = Role::kAdmin;
     } else if (!route_->options.public_route) {
+      // One credential per request (RFC 9110 §11.6.2): with two, which one
+      // is meant depends on who reads the message.
+      int fields = 0;
+      for (const auto& f : req_.headers.fields()) {
+        fields += EqualsIgnoreCase(f.first, "Authorization");
+      }
+      if (fields > 1) {
+        return Answer(
+            MakeProblem(ProblemType::kMalformedRequest, "more than one Authorization header"));
+      }
       auto authz = req_.headers.Get("Authorization");
       std::optional<std::string_view> token;
       if (authz) token = BearerToken(*authz);
@@ -662,13 +682,16 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
       if (ec) return Close();
     }
-    if (!chunk_) chunk_ = std::make_unique<char[]>(kChunkBytes);
+    if (!chunk_) {
+      chunk_ = std::make_unique<char[]>(kLingerReadBytes);
+      linger_bytes_ = kLingerReadBytes;
+    }
     Lowest().expires_after(kLingerTimeout);
     DoLingerRead();
   }
 
   void DoLingerRead() {
-    auto buf = net::buffer(chunk_.get(), kChunkBytes);
+    auto buf = net::buffer(chunk_.get(), linger_bytes_);
     auto next = beast::bind_front_handler(&Session::OnLinger, Self());
     if (tls_up_) {
       stream_.async_read_some(buf, std::move(next));
@@ -746,6 +769,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::shared_ptr<BodySource> source_;
   std::string piece_;
   std::unique_ptr<char[]> chunk_;
+  size_t linger_bytes_ = kChunkBytes;  // size of chunk_ when Linger allocated it
   size_t drained_ = 0;
   Clock::time_point start_;
   std::string remote_;
@@ -754,7 +778,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
   Listener(net::io_context& ioc, std::shared_ptr<Shared> sh)
-      : ioc_(ioc), acceptor_(net::make_strand(ioc)), sh_(std::move(sh)) {}
+      : ioc_(ioc),
+        acceptor_(net::make_strand(ioc)),
+        retry_(acceptor_.get_executor()),
+        sh_(std::move(sh)) {}
 
   Status Open(const tcp::endpoint& ep) {
     beast::error_code ec;
@@ -778,6 +805,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
     net::post(acceptor_.get_executor(), [self = shared_from_this()] {
       beast::error_code ec;
       self->acceptor_.close(ec);
+      self->retry_.cancel();
     });
   }
 
@@ -790,9 +818,25 @@ class Listener : public std::enable_shared_from_this<Listener> {
   void OnAccept(beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
     if (ec) {
-      // EMFILE and friends: keep accepting; the error is per connection.
-      spdlog::warn("http accept error={}", ec.message());
-      return DoAccept();
+      // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): the
+      // connection stays queued in the kernel, and accepting again at once
+      // fails again at once. Wait for sessions to close, and log once in a
+      // while, not per attempt. Other errors are per connection: go on.
+      const bool exhausted = ec == net::error::no_descriptors ||
+                             ec == net::error::no_buffer_space || ec == net::error::no_memory ||
+                             ec == beast::error_code(ENFILE, boost::system::system_category());
+      ++accept_errors_;
+      if (Clock::now() - last_accept_log_ >= kAcceptLogEvery) {
+        spdlog::warn("http accept error={} (failed {} time(s) since the last report){}",
+                     ec.message(), accept_errors_, exhausted ? "; pausing accepts briefly" : "");
+        accept_errors_ = 0;
+        last_accept_log_ = Clock::now();
+      }
+      if (!exhausted) return DoAccept();
+      retry_.expires_after(kAcceptBackoff);
+      return retry_.async_wait([self = shared_from_this()](beast::error_code e) {
+        if (!e && self->acceptor_.is_open()) self->DoAccept();
+      });
     }
     if (sh_->draining.load()) {
       beast::error_code ignored;
@@ -825,7 +869,10 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
   net::io_context& ioc_;
   tcp::acceptor acceptor_;
+  net::steady_timer retry_;  // the pause after accept ran out of descriptors
   std::shared_ptr<Shared> sh_;
+  uint64_t accept_errors_ = 0;
+  Clock::time_point last_accept_log_{};
 };
 
 }  // namespace

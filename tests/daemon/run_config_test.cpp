@@ -104,6 +104,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "reward_model.val_fraction: must be > 0 when averaging is \"greedy\""},
         BadCase{R"({"name": "r", "base_checkpoint": "/m", "chat_format": "vicuna"})",
                 "chat_format: must be one of llama3, chatml"},
+        BadCase{R"({"name": "r", "base_checkpoint": "/m\u0000/../etc"})",
+                "base_checkpoint: must not contain a NUL byte"},
+        BadCase{R"({"name": "r", "base_checkpoint": "/m", "tokenizer": "/t\u0000x"})",
+                "tokenizer: must not contain a NUL byte"},
         BadCase{R"({"name": "r", "base_checkpoint": "/m", "reward_model": {"averaging": "greedy", "held_out_fraction": 0.5, "val_fraction": 0.5}})",
                 "reward_model.val_fraction: held_out_fraction + val_fraction must be < 1"}));
 

@@ -4,6 +4,7 @@
 // spoken to over http (or https, trusting a CA file), killed with SIGTERM
 // or SIGKILL, restarted on the same data dir.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,6 +72,10 @@ class HerddProcess {
     if (pid_ == 0) {
       FILE* f = freopen(log.c_str(), "a", stderr);
       (void)f;
+      if (nofile_limit_ > 0) {
+        rlimit rl{static_cast<rlim_t>(nofile_limit_), static_cast<rlim_t>(nofile_limit_)};
+        setrlimit(RLIMIT_NOFILE, &rl);
+      }
       execv(argv[0], argv.data());
       _exit(127);
     }
@@ -119,6 +124,9 @@ class HerddProcess {
     return c.ok() ? std::move(c).value() : nullptr;
   }
 
+  // Starts herdd with this hard (and soft) RLIMIT_NOFILE; 0 = inherit.
+  void set_nofile_limit(uint64_t n) { nofile_limit_ = n; }
+
   const std::string& url() const { return url_; }
   const std::string& ca_file() const { return ca_file_; }
   // The exit status of a herdd that exited during Start (-1 otherwise).
@@ -138,6 +146,7 @@ class HerddProcess {
   std::string url_;
   pid_t pid_ = -1;
   int exit_status_ = -1;
+  uint64_t nofile_limit_ = 0;
 };
 
 }  // namespace herd::testing
