@@ -19,6 +19,7 @@
 #include "api/client/json_client.h"
 #include "tests/chaos/crash_loop.h"
 #include "tests/chaos/processes.h"
+#include "tests/integration/herdd_process.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/tiny_llama.h"
 
@@ -62,16 +63,6 @@ std::string CreateRun(api::HttpClient& c, const std::string& base, int rounds, i
   return id;
 }
 
-void AnswerPending(api::HttpClient& c, const std::string& run) {
-  auto reqs = api::GetJson(c, "/v1/runs/" + run + "/annotation-requests?state=pending");
-  if (!reqs.ok()) return;
-  for (const auto& q : (*reqs)["annotation_requests"]) {
-    std::string id = q["id"];
-    (void)c.Request("POST", "/v1/runs/" + run + "/annotation-requests/" + id + ":answer",
-                    R"({"choice":"a","strength":"better","annotator":"faults"})");
-  }
-}
-
 // Answers requests until the run ends or `until` says stop; the run state.
 std::string Drive(const std::string& url, const std::string& run, int timeout_s,
                   const std::function<bool(api::HttpClient&)>& until = {}) {
@@ -79,7 +70,7 @@ std::string Drive(const std::string& url, const std::string& run, int timeout_s,
   std::string state;
   while (Clock::now() < deadline) {
     auto c = Client(url);
-    AnswerPending(*c, run);
+    testing::AnswerPendingRequests(*c, run, "faults");
     if (until && until(*c)) return "stopped";
     auto r = api::GetJson(*c, "/v1/runs/" + run);
     if (r.ok()) {

@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "api/client/client.h"
 #include "api/client/json_client.h"
 #include "tests/testing/temp_dir.h"
@@ -41,6 +43,19 @@ inline std::string BinaryPath(const std::string& name) {
   if (name == "herd-worker") return dir + "/workers/herd-worker";
   if (name == "herd-model") return dir + "/workers/herd-model";
   return dir + "/api/herdctl";
+}
+
+// A labeling tool that prefers response a, "better", on every pending
+// annotation request of the run. A request answered twice (a race with a
+// restart) gets 409, which is fine for the tests that use it.
+inline void AnswerPendingRequests(api::HttpClient& c, const std::string& run, const std::string& annotator) {
+  auto reqs = api::GetJson(c, "/v1/runs/" + run + "/annotation-requests?state=pending");
+  if (!reqs.ok()) return;
+  for (const auto& q : (*reqs)["annotation_requests"]) {
+    const std::string id = q["id"];
+    (void)c.Request("POST", "/v1/runs/" + run + "/annotation-requests/" + id + ":answer",
+                    R"({"choice":"a","strength":"better","annotator":")" + annotator + "\"}");
+  }
 }
 
 class HerddProcess {

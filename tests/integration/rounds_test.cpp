@@ -61,17 +61,7 @@ class RoundsTest : public ::testing::Test {
     return id;
   }
 
-  // The simulated labeler: prefers response a, "better". A request answered
-  // twice (a race with a restart) gets 409, which is fine here.
-  static void AnswerPending(api::HttpClient& c, const std::string& run) {
-    auto reqs = api::GetJson(c, "/v1/runs/" + run + "/annotation-requests?state=pending");
-    if (!reqs.ok()) return;
-    for (const auto& q : (*reqs)["annotation_requests"]) {
-      std::string id = q["id"];
-      (void)c.Request("POST", "/v1/runs/" + run + "/annotation-requests/" + id + ":answer",
-                      R"({"choice":"a","strength":"better","annotator":"it"})");
-    }
-  }
+  static void AnswerPending(api::HttpClient& c, const std::string& run) { AnswerPendingRequests(c, run, "it"); }
 
   // Answers pending requests and waits for the run to end; `tick` runs once
   // per poll (to inject failures). Returns the final run state.

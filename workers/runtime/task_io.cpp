@@ -51,10 +51,14 @@ Result<std::unique_ptr<model::LlamaModel>> LoadModel(const std::string& dir, int
   return m;
 }
 
-Result<tasks::CheckpointInfo> DescribeCheckpoint(const std::string& dir) {
-  std::vector<std::pair<std::string, std::string>> files;  // rel path, sha256
-  uint64_t bytes = 0;
-  std::string config_sha;
+namespace {
+
+// Every regular file under dir but the checksums file: (relative path,
+// sha256 hex), sorted by path; *bytes gets their total size.
+using FileDigests = std::vector<std::pair<std::string, std::string>>;
+Result<FileDigests> HashFiles(const std::string& dir, uint64_t* bytes) {
+  FileDigests files;
+  *bytes = 0;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
        it.increment(ec)) {
@@ -63,23 +67,34 @@ Result<tasks::CheckpointInfo> DescribeCheckpoint(const std::string& dir) {
     std::string rel = fs::relative(it->path(), dir).string();
     if (rel == kChecksumsFile) continue;
     HERD_ASSIGN_OR_RETURN(std::string hex, FileSha256(it->path().string()));
-    bytes += static_cast<uint64_t>(it->file_size());
-    if (rel == "config.json") config_sha = hex;
-    files.emplace_back(rel, hex);
+    *bytes += static_cast<uint64_t>(it->file_size());
+    files.emplace_back(std::move(rel), std::move(hex));
   }
   std::sort(files.begin(), files.end());
+  return files;
+}
+
+tasks::CheckpointInfo Describe(const FileDigests& files, uint64_t bytes) {
   Sha256 all;
+  tasks::CheckpointInfo info;
   for (const auto& [rel, hex] : files) {
     all.Update(rel.data(), rel.size());
     all.Update("\0", 1);
     all.Update(hex.data(), hex.size());
     all.Update("\n", 1);
+    if (rel == "config.json") info.config_sha256 = hex;
   }
-  tasks::CheckpointInfo info;
   info.sha256 = all.FinishHex();
   info.size_bytes = bytes;
-  info.config_sha256 = config_sha;
   return info;
+}
+
+}  // namespace
+
+Result<tasks::CheckpointInfo> DescribeCheckpoint(const std::string& dir) {
+  uint64_t bytes = 0;
+  HERD_ASSIGN_OR_RETURN(FileDigests files, HashFiles(dir, &bytes));
+  return Describe(files, bytes);
 }
 
 namespace {
@@ -111,22 +126,12 @@ Result<std::vector<std::pair<std::string, std::string>>> ReadChecksums(const std
 }  // namespace
 
 Result<tasks::CheckpointInfo> SealCheckpoint(const std::string& dir) {
-  std::vector<std::pair<std::string, std::string>> files;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    if (ec) return Status::IoError("listing " + dir + ": " + ec.message());
-    if (!it->is_regular_file()) continue;
-    std::string rel = fs::relative(it->path(), dir).string();
-    if (rel == kChecksumsFile) continue;
-    HERD_ASSIGN_OR_RETURN(std::string hex, FileSha256(it->path().string()));
-    files.emplace_back(rel, hex);
-  }
-  std::sort(files.begin(), files.end());
+  uint64_t bytes = 0;
+  HERD_ASSIGN_OR_RETURN(FileDigests files, HashFiles(dir, &bytes));
   std::string text;
   for (const auto& [rel, hex] : files) text += hex + "  " + rel + "\n";
   HERD_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + kChecksumsFile, text));
-  return DescribeCheckpoint(dir);
+  return Describe(files, bytes);
 }
 
 Status VerifyCheckpoint(const std::string& dir) {
