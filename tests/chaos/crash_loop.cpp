@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -117,6 +118,35 @@ class RetryingClient {
   std::unique_ptr<api::HttpClient> client_;
 };
 
+// The crash loop's workers ("chaos-w<i>") that hold a lease now, by index;
+// none when herdd does not answer. `ids` maps worker ids to indices and
+// grows with every listing seen: a worker busy with a long task keeps the
+// id it had before a herdd restart, which the new herdd lists only once it
+// registers again.
+std::vector<int> BusyWorkers(const std::string& url, int workers, std::map<std::string, int>* ids) {
+  api::ClientOptions co;
+  co.base_url = url;
+  co.timeout = std::chrono::milliseconds(2000);
+  auto c = api::HttpClient::Create(co);
+  if (!c.ok()) return {};
+  if (auto ws = api::GetJson(**c, "/v1/workers"); ws.ok()) {
+    for (const auto& w : (*ws)["workers"]) {
+      const std::string name = w.value("name", "");
+      if (name.rfind("chaos-w", 0) != 0) continue;
+      const int i = std::atoi(name.c_str() + 7);
+      if (i >= 0 && i < workers) (*ids)[w.value("id", "")] = i;
+    }
+  }
+  auto leased = api::GetJson(**c, "/v1/tasks?state=leased");
+  if (!leased.ok()) return {};
+  std::set<int> busy;
+  for (const auto& t : (*leased)["tasks"]) {
+    auto it = ids->find(t.value("worker_id", ""));
+    if (it != ids->end()) busy.insert(it->second);
+  }
+  return {busy.begin(), busy.end()};
+}
+
 // Every item of a paged listing.
 Status Pages(RetryingClient& c, const std::string& path, const char* key, Clock::time_point deadline,
              const std::function<void(const json&)>& f) {
@@ -143,6 +173,7 @@ struct RunRecords {
   std::map<std::string, int> tasks_per_stage;     // "round/stage" → tasks
   std::map<std::string, int> task_states;
   int tasks_retried = 0;
+  int max_attempt = 0;
   int checkpoints = 0;
   int requests = 0;
   std::map<std::string, int> request_states;
@@ -170,6 +201,7 @@ Result<RunRecords> ReadRecords(RetryingClient& c, const std::string& run, Clock:
     ++r.tasks_per_stage[std::to_string(t["round"].get<int>()) + "/" + t["stage"].get<std::string>()];
     ++r.task_states[t["state"].get<std::string>()];
     r.tasks_retried += t.value("attempt", 1) > 1;
+    r.max_attempt = std::max(r.max_attempt, t.value("attempt", 1));
   }
   HERD_RETURN_IF_ERROR(Pages(c, "/v1/runs/" + run + "/checkpoints", "checkpoints", deadline,
                              [&](const json&) { ++r.checkpoints; }));
@@ -327,9 +359,10 @@ std::string CrashLoopReport::Format() const {
   std::ostringstream out;
   char line[256];
   std::snprintf(line, sizeof line,
-                "crash loop: %d herdd SIGKILLs, %d herd-worker SIGKILLs (%d..%d ms apart) in %.1f s "
+                "crash loop: %d herdd SIGKILLs, %d herd-worker SIGKILLs (%d mid-task) %d..%d ms apart in %.1f s "
                 "(uninterrupted run: %.1f s)\n",
-                herdd_kills, worker_kills, max_gap_ms / 4, max_gap_ms, wall_s, reference_wall_s);
+                herdd_kills, worker_kills, worker_kills_mid_task, max_gap_ms / 4, max_gap_ms, wall_s,
+                reference_wall_s);
   out << line;
   std::snprintf(line, sizeof line,
                 "clients: %d uploaded annotations and %d answers acknowledged, %d requests resent\n",
@@ -422,6 +455,7 @@ Result<CrashLoopReport> RunCrashLoop(const CrashLoopOptions& o) {
   RetryingClient c(url, &retries);
   std::string state;
   std::vector<std::string> unexpected;
+  std::map<std::string, int> worker_ids;  // BusyWorkers' id → index, kept up every poll
   while (!ended(state) && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     for (auto& e : p.Reap()) unexpected.push_back(e);
@@ -435,11 +469,20 @@ Result<CrashLoopReport> RunCrashLoop(const CrashLoopOptions& o) {
         say("kill " + std::to_string(report.herdd_kills + report.worker_kills) + ": herdd (SIGKILL), restarting");
         if (Status s = p.StartHerdd(); !s.ok()) return s.WithContext("restarting herdd after a kill");
       } else {
-        int w = static_cast<int>(rng() % o.workers);
+        // A worker that holds a lease, when one does (a kill of an idle
+        // worker tests little), else any.
+        std::vector<int> busy = BusyWorkers(url, o.workers, &worker_ids);
+        const bool mid_task = !busy.empty();
+        int w = mid_task ? busy[rng() % busy.size()] : static_cast<int>(rng() % o.workers);
         p.KillWorker(w);
+        // The dead process's leases are not the new one's work.
+        for (auto it = worker_ids.begin(); it != worker_ids.end();) {
+          it = it->second == w ? worker_ids.erase(it) : std::next(it);
+        }
         ++report.worker_kills;
+        report.worker_kills_mid_task += mid_task;
         say("kill " + std::to_string(report.herdd_kills + report.worker_kills) + ": worker " + std::to_string(w) +
-            " (SIGKILL), restarting");
+            (mid_task ? " (SIGKILL, mid-task), restarting" : " (SIGKILL, idle), restarting"));
         std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 300));
         HERD_RETURN_IF_ERROR(p.StartWorker(w));
       }
@@ -447,6 +490,7 @@ Result<CrashLoopReport> RunCrashLoop(const CrashLoopOptions& o) {
     }
     auto j = c.GetJson("/v1/runs/" + run, deadline);
     if (j.ok()) state = (*j)["run"].value("state", "");
+    if (report.worker_kills < o.worker_kills) (void)BusyWorkers(url, o.workers, &worker_ids);
   }
   clients.Stop();
   report.wall_s = Seconds(t0);
@@ -524,7 +568,8 @@ Result<CrashLoopReport> RunCrashLoop(const CrashLoopOptions& o) {
     std::string d;
     for (const auto& [state, n] : got.task_states) d += (d.empty() ? "" : ", ") + std::to_string(n) + " " + state;
     check("every task succeeded", got.task_states.size() == 1 && got.task_states.count("succeeded"),
-          d + "; " + std::to_string(got.tasks_retried) + " needed more than one attempt");
+          d + "; " + std::to_string(got.tasks_retried) + " needed more than one attempt, at most " +
+              std::to_string(got.max_attempt));
   }
   if (o.reference) {
     check("the same run id as the uninterrupted run (it salts the seeded choices)", got.id == want.id,

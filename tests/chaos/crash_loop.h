@@ -7,7 +7,7 @@
 // retrying as a real client would. Afterwards the run must have succeeded
 // with the same records an uninterrupted run of the same config produced,
 // and every annotation the clients saw acknowledged must be stored exactly
-// once. The CI test runs a short version (tests/chaos/crash_loop_test.cpp),
+// once. A worker kill picks a worker that holds a lease when one does. The CI test runs a short version (tests/chaos/crash_loop_test.cpp),
 // deploy/crash-loop.sh the long one through herd-chaos.
 #include <cstdint>
 #include <functional>
@@ -51,6 +51,7 @@ struct CrashCheck {
 struct CrashLoopReport {
   int herdd_kills = 0;
   int worker_kills = 0;
+  int worker_kills_mid_task = 0;    // the killed worker held a lease
   int uploads_acknowledged = 0;     // annotation lines the uploader saw a 200 for
   int answers_acknowledged = 0;     // requests the annotator saw answered (200 or 409)
   int client_retries = 0;           // requests the clients had to send again

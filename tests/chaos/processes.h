@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -123,6 +124,7 @@ class Processes {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    std::fflush(nullptr);  // else the child's freopen writes the parent's pending output again
     pid_t pid = fork();
     if (pid == 0) {
       FILE* f = freopen(log.c_str(), "a", stderr);
