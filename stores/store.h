@@ -8,7 +8,6 @@
 // shared between threads. Read-modify-write sequences (read a task, change
 // it, write it) need the caller's own serialisation (the daemon's scheduler
 // is the single writer of tasks).
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>

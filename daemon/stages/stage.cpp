@@ -13,15 +13,21 @@ namespace fs = std::filesystem;
 
 std::string RunView::Salt() const { return run.id + "/r" + std::to_string(r()); }
 
-Result<std::string> RunView::PolicyOf(uint32_t rr) const {
+Result<std::optional<std::string>> RunView::NewestGood(uint32_t rr,
+                                                      std::initializer_list<StageIndex> stages) const {
   for (; rr > 0; --rr) {
     HERD_ASSIGN_OR_RETURN(stores::Round prev, store->GetRound(run.id, rr));
-    for (StageIndex i : {kDpo, kSft}) {
+    for (StageIndex i : stages) {
       const std::string& id = prev.stages[i].checkpoint_id;
-      if (!id.empty() && !Corrupt(id)) return id;
+      if (!id.empty() && !Corrupt(id)) return std::optional<std::string>(id);
     }
   }
-  return base_checkpoint_id;
+  return std::optional<std::string>();
+}
+
+Result<std::string> RunView::PolicyOf(uint32_t rr) const {
+  HERD_ASSIGN_OR_RETURN(auto policy, NewestGood(rr, {kDpo, kSft}));
+  return policy.value_or(base_checkpoint_id);
 }
 
 bool RunView::Corrupt(const std::string& checkpoint_id) const {
@@ -35,14 +41,12 @@ Result<std::string> RunView::LastGood(StageIndex i) const {
   switch (i) {
     case kSft: return PolicyOf(r() - 1);
     case kDpo: return LastGood(kSft);
-    case kRm:
-      for (uint32_t rr = r() - 1; rr > 0; --rr) {
-        HERD_ASSIGN_OR_RETURN(stores::Round prev, store->GetRound(run.id, rr));
-        const std::string& id = prev.stages[kRm].checkpoint_id;
-        if (!id.empty() && !Corrupt(id)) return id;
-      }
+    case kRm: {
+      HERD_ASSIGN_OR_RETURN(auto rm, NewestGood(r() - 1, {kRm}));
+      if (rm) return *rm;
       return Status::NotFound("round " + std::to_string(r()) + "'s reward model " + chosen +
                               " is corrupt and no earlier round has a good one");
+    }
     default: return chosen;
   }
 }

@@ -10,6 +10,7 @@
 // recovery; a stage only decides. Specs and results are the structs of
 // tasks/, never JSON written here.
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +61,9 @@ struct RunView {
   Result<std::string> LastGood(StageIndex i) const;
   // Whether a task found the checkpoint corrupt (Checkpoint::corrupt).
   bool Corrupt(const std::string& checkpoint_id) const;
+  // The first good checkpoint that `stages` (in that order) chose in
+  // rounds rr, rr - 1, ..., 1; none when there is none.
+  Result<std::optional<std::string>> NewestGood(uint32_t rr, std::initializer_list<StageIndex> stages) const;
   // A checkpoint's directory: the user's base model, or under the artifact root.
   Result<std::string> PathOf(const std::string& checkpoint_id) const;
   // A new checkpoint id and its empty directory.
